@@ -1,0 +1,30 @@
+# Two commands set up and run everything on a fresh machine:
+#   make build   build the bundled sample loan book into the served DuckDB file, then the report
+#   make test    lint (ruff, sqlfluff) and run the whole test suite (pytest runs dbt build end to end)
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+
+.PHONY: build test lint clean
+
+$(INSTALLED): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+build: $(INSTALLED)
+	$(BIN)/dbt build
+
+lint: $(INSTALLED)
+	$(BIN)/ruff check src python_tests models
+	$(BIN)/ruff format --check src python_tests models
+	LOAN_RECOVERY_DB=$$(mktemp -d)/lint.duckdb $(BIN)/sqlfluff lint models tests analysis
+
+test: lint
+	$(BIN)/pytest
+
+clean:
+	rm -rf $(VENV) target logs

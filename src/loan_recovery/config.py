@@ -1,0 +1,66 @@
+"""The project's shared facts, read from ``dbt_project.yml``.
+
+The dbt project's ``vars`` are the one place where the feature list, category
+values, thresholds and defaults are written down. SQL models read them with
+``var()``; Python reads them here, so the two can never disagree.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PROJECT_DIR_ENV = "LOAN_RECOVERY_PROJECT_DIR"
+DB_PATH_ENV = "LOAN_RECOVERY_DB"
+
+
+def project_dir() -> Path:
+    """The dbt project root: ``$LOAN_RECOVERY_PROJECT_DIR``, else the checkout holding this package.
+
+    The package is installed editable from the repository, so the project root
+    is two levels above ``src/loan_recovery``; the environment variable covers
+    other layouts.
+    """
+    override = os.environ.get(PROJECT_DIR_ENV)
+    root = Path(override) if override else Path(__file__).resolve().parents[2]
+    if not (root / "dbt_project.yml").is_file():
+        raise FileNotFoundError(
+            f"no dbt_project.yml in {root}; set {PROJECT_DIR_ENV} to the loan-recovery project root"
+        )
+    return root
+
+
+@cache
+def project_vars() -> dict[str, Any]:
+    """The ``vars`` block of ``dbt_project.yml`` (defaults before any ``--vars``)."""
+    with (project_dir() / "dbt_project.yml").open(encoding="utf-8") as handle:
+        return dict(yaml.safe_load(handle)["vars"])
+
+
+def loan_book_columns() -> list[str]:
+    """The 21 columns of a loan book file, in file order."""
+    return list(project_vars()["loan_book_columns"])
+
+
+def category_values() -> dict[str, list[str]]:
+    """Canonical category values keyed by snake_case column name."""
+    return {column: list(values) for column, values in project_vars()["category_values"].items()}
+
+
+def cluster_features() -> list[str]:
+    """The ten pre-collection numeric features used for segmentation and scoring."""
+    return list(project_vars()["cluster_features"])
+
+
+def post_outcome_columns() -> list[str]:
+    """Columns recorded after the recovery outcome; a model that uses them leaks."""
+    return list(project_vars()["post_outcome_columns"])
+
+
+def snake_case(column: str) -> str:
+    """``Monthly_EMI`` -> ``monthly_emi``: the loan book's names as the models use them."""
+    return column.lower()
