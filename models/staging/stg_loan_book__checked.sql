@@ -1,0 +1,151 @@
+{#-
+    Every row of the loan book, parsed and judged once. stg_loans keeps the
+    rows that pass; quarantined_loans keeps the rest with their original
+    values. reject_reason lists every rule a row fails ('; '-separated).
+-#}
+{%- set numeric_rules = [
+    {'source': 'Age', 'name': 'age', 'whole': true, 'min': 18, 'max': 100},
+    {'source': 'Monthly_Income', 'name': 'monthly_income', 'whole': false, 'min': 0, 'min_exclusive': true, 'max': 1e9},
+    {'source': 'Num_Dependents', 'name': 'num_dependents', 'whole': true, 'min': 0, 'max': 20},
+    {'source': 'Loan_Amount', 'name': 'loan_amount', 'whole': false, 'min': 0, 'min_exclusive': true, 'max': 1e11},
+    {'source': 'Loan_Tenure', 'name': 'loan_tenure', 'whole': true, 'min': 1, 'max': 480},
+    {'source': 'Interest_Rate', 'name': 'interest_rate', 'whole': false, 'min': 0, 'max': 60},
+    {'source': 'Collateral_Value', 'name': 'collateral_value', 'whole': false, 'min': 0, 'max': 1e12},
+    {'source': 'Outstanding_Loan_Amount', 'name': 'outstanding_loan_amount', 'whole': false, 'min': 0, 'max': 1e11},
+    {'source': 'Monthly_EMI', 'name': 'monthly_emi', 'whole': false, 'min': 0, 'max': 1e10},
+    {'source': 'Num_Missed_Payments', 'name': 'num_missed_payments', 'whole': true, 'min': 0, 'max': 480},
+    {'source': 'Days_Past_Due', 'name': 'days_past_due', 'whole': true, 'min': 0, 'max': 36500},
+    {'source': 'Collection_Attempts', 'name': 'collection_attempts', 'whole': true, 'min': 0, 'max': 1000},
+] -%}
+{%- set category_columns = {
+    'Gender': 'gender',
+    'Employment_Type': 'employment_type',
+    'Loan_Type': 'loan_type',
+    'Payment_History': 'payment_history',
+    'Recovery_Status': 'recovery_status',
+    'Collection_Method': 'collection_method',
+    'Legal_Action_Taken': 'legal_action_taken',
+} -%}
+
+with
+
+loan_book as (
+
+    select * from {{ loan_book_source() }}
+
+),
+
+numbered as (
+
+    select
+        row_number() over () as source_row_number,
+        *
+    from loan_book
+
+),
+
+parsed as (
+
+    select
+        source_row_number,
+        {%- for column in var('loan_book_columns') %}
+        cast({{ column }} as varchar) as raw_{{ column | lower }},
+        {%- endfor %}
+        {%- for rule in numeric_rules %}
+        try_cast({{ rule.source }} as double) as {{ rule.name }},
+        {%- endfor %}
+        {%- for source, name in category_columns.items() %}
+        {{ normalized_category(source, var('category_values')[name]) }} as {{ name }},
+        {%- endfor %}
+        nullif(trim(cast(loan_id as varchar)), '') as loan_id,
+        nullif(trim(cast(borrower_id as varchar)), '') as borrower_id
+    from numbered
+
+),
+
+field_checks as (
+
+    select
+        *,
+        case when loan_id is null then 'loan_id is missing' end as loan_id_problem,
+        case when borrower_id is null then 'borrower_id is missing' end as borrower_id_problem,
+        {%- for rule in numeric_rules %}
+        case
+            when {{ is_blank('raw_' ~ rule.source | lower) }}
+                then '{{ rule.name }} is missing'
+            when {{ rule.name }} is null or not isfinite({{ rule.name }})
+                then '{{ rule.name }} is not a number'
+            {%- if rule.whole %}
+            when {{ rule.name }} <> floor({{ rule.name }})
+                then '{{ rule.name }} is not a whole number'
+            {%- endif %}
+            when {{ rule.name }} {{ '<=' if rule.min_exclusive else '<' }} {{ rule.min }} or {{ rule.name }} > {{ rule.max }}
+                then '{{ rule.name }} is outside {{ "(" if rule.min_exclusive else "[" }}{{ rule.min }}, {{ rule.max | int }}]'
+        end as {{ rule.name }}_problem,
+        {%- endfor %}
+        {%- for source, name in category_columns.items() %}
+        case
+            when {{ is_blank('raw_' ~ source | lower) }} then '{{ name }} is missing'
+            when {{ name }} is null then '{{ name }} has an unknown value'
+        end as {{ name }}_problem,
+        {%- endfor %}
+        loan_id is not null and count(*) over (partition by loan_id) > 1 as is_duplicate_loan_id
+    from parsed
+
+),
+
+-- Rules across fields apply only when each field passed its own rules, so a
+-- row is told about the root problem, not its echoes.
+judged as (
+
+    select
+        *,
+        concat_ws(
+            '; ',
+            loan_id_problem,
+            case when is_duplicate_loan_id then 'loan_id is duplicated' end,
+            borrower_id_problem,
+            {%- for rule in numeric_rules %}
+            {{ rule.name }}_problem,
+            {%- endfor %}
+            {%- for name in category_columns.values() %}
+            {{ name }}_problem,
+            {%- endfor %}
+            case
+                when
+                    outstanding_loan_amount_problem is null and loan_amount_problem is null
+                    and outstanding_loan_amount > loan_amount
+                    then 'outstanding_loan_amount is above loan_amount'
+            end,
+            case
+                when
+                    num_missed_payments_problem is null and loan_tenure_problem is null
+                    and num_missed_payments > loan_tenure
+                    then 'num_missed_payments is above loan_tenure'
+            end
+        ) as reject_reason
+    from field_checks
+
+),
+
+final as (
+
+    select
+        source_row_number,
+        {%- for column in var('loan_book_columns') %}
+        raw_{{ column | lower }},
+        {%- endfor %}
+        loan_id,
+        borrower_id,
+        {%- for rule in numeric_rules %}
+        {{ rule.name }},
+        {%- endfor %}
+        {%- for name in category_columns.values() %}
+        {{ name }},
+        {%- endfor %}
+        nullif(reject_reason, '') as reject_reason
+    from judged
+
+)
+
+select * from final

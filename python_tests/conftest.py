@@ -1,0 +1,108 @@
+"""Shared fixtures: run dbt against a throwaway DuckDB file, never the dev one."""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+import yaml
+
+from loan_recovery.config import loan_book_columns, project_dir
+
+DBT = str(Path(sys.executable).with_name("dbt"))
+PUBLIC_LOAN_BOOK = project_dir().parent / "shared" / "data" / "loan-recovery.csv"
+
+
+@dataclass(frozen=True)
+class DbtResult:
+    returncode: int
+    output: str
+    database: Path
+
+    def query(self, sql: str) -> list[tuple[Any, ...]]:
+        with duckdb.connect(str(self.database), read_only=True) as connection:
+            return connection.execute(sql).fetchall()
+
+    def scalar(self, sql: str) -> Any:
+        return self.query(sql)[0][0]
+
+
+def run_dbt(
+    workdir: Path, *args: str, dbt_vars: dict[str, Any] | None = None, database: Path | None = None
+) -> DbtResult:
+    """Run a dbt command in the project against ``database`` (default: workdir/loans.duckdb)."""
+    database = database or workdir / "loans.duckdb"
+    command = [DBT, *args, "--target-path", str(workdir / "target"), "--log-path", str(workdir)]
+    if dbt_vars:
+        command += ["--vars", yaml.safe_dump(dbt_vars, default_flow_style=True).strip()]
+    environment = {
+        **os.environ,
+        "LOAN_RECOVERY_DB": str(database),
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+    }
+    completed = subprocess.run(
+        command, cwd=project_dir(), env=environment, capture_output=True, text=True, check=False
+    )
+    return DbtResult(completed.returncode, completed.stdout + completed.stderr, database)
+
+
+@pytest.fixture(scope="session")
+def sample_build(tmp_path_factory: pytest.TempPathFactory) -> DbtResult:
+    """One full ``dbt build`` (seeds, models, every test) of the bundled sample."""
+    workdir = tmp_path_factory.mktemp("sample_build")
+    result = run_dbt(workdir, "build")
+    assert result.returncode == 0, result.output
+    return result
+
+
+@pytest.fixture
+def write_loan_book(tmp_path: Path) -> Callable[..., Path]:
+    """Write rows (dicts keyed by loan book column) as a CSV loan book."""
+
+    def write(
+        rows: list[dict[str, Any]], name: str = "loans.csv", header: list[str] | None = None
+    ) -> Path:
+        path = tmp_path / name
+        columns = header or loan_book_columns()
+        with path.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(rows)
+        return path
+
+    return write
+
+
+def valid_loan(number: int) -> dict[str, Any]:
+    """A loan that passes every validation rule; tests break one field at a time."""
+    return {
+        "Borrower_ID": f"BRW_{number}",
+        "Age": 40,
+        "Gender": "Female",
+        "Employment_Type": "Salaried",
+        "Monthly_Income": 90000,
+        "Num_Dependents": 1,
+        "Loan_ID": f"LN_{number}",
+        "Loan_Amount": 500000,
+        "Loan_Tenure": 36,
+        "Interest_Rate": 10.5,
+        "Loan_Type": "Home",
+        "Collateral_Value": 600000,
+        "Outstanding_Loan_Amount": 250000,
+        "Monthly_EMI": 16251.4,
+        "Payment_History": "On-Time",
+        "Num_Missed_Payments": 0,
+        "Days_Past_Due": 0,
+        "Recovery_Status": "Fully Recovered",
+        "Collection_Attempts": 1,
+        "Collection_Method": "Calls",
+        "Legal_Action_Taken": "No",
+    }
