@@ -1,0 +1,548 @@
+"""A deterministic synthetic loan book with the shape of the public loan-recovery data.
+
+One row per loan, the 21 columns of ``loan_book_columns`` in ``dbt_project.yml``
+(column names, order and category values come from there through
+:mod:`loan_recovery.config`; this module only adds the distributions). The
+public file's marginal mixes are kept, but unlike it the columns are tied
+together, so that segments differ and a risk model has something to find.
+
+Generating rules, applied to every loan:
+
+1. Borrower. Age is uniform 21..64. Gender is Male 62 %. Employment is
+   Salaried 58 %, Self-Employed 31 %, Business Owner 11 %. Monthly_Income is
+   15,000 + 235,000 x Beta, a little higher and wider for Business Owners,
+   in whole currency. Num_Dependents is 0..3, rarely 4.
+2. Loan terms. Loan_Type is Personal 44 %, Home 29 %, Auto 17 %, Business 10 %.
+   Loan_Tenure is 12..72 months in steps of 12, mostly 36..60. Interest_Rate
+   (annual %, 2 decimals) is uniform in a band per type (Home cheapest,
+   Personal dearest), plus 0.75 points for Self-Employed and 0.5 for
+   Business Owners, kept within 5..18.
+3. Loan size from payment burden. A target burden (EMI / income) is drawn
+   first: ordinary (0.03..0.45, mean 0.15) or stretched (0.35..0.75, mean
+   0.51), stretched for 60 % of the lowest incomes falling to 20 % of the
+   highest. Loan_Amount is the principal that burden affords at the loan's
+   rate and tenure, but at most a per-loan ceiling of 40..100 % of the type's
+   cap (1.5M Personal and Auto, 2M Home and Business), rounded to 1,000 and at
+   least 50,000. About 15 % of loans end up heavy-burden (EMI > 40 % of income).
+4. Monthly_EMI is the standard amortisation payment
+   ``P r / (1 - (1 + r)^-n)`` with ``r = Interest_Rate / 1200``, 2 decimals.
+5. Collateral_Value is 0 for Personal loans; otherwise Loan_Amount times
+   1.1..1.6 (Home), 0.6..1.1 (Auto) or 0.6..1.6 (Business), 2 decimals.
+6. Repayment. Months elapsed is uniform 1..tenure-1. A latent delinquency
+   propensity rises with burden, interest rate, leverage (loan / annual
+   income) and employment type (Self-Employed riskiest, then Business
+   Owners), plus logistic noise; thresholds on it give
+   Num_Missed_Payments 0 (about 61 %), 1, 2, or 3 + Poisson (capped at 12),
+   and never more than the months elapsed.
+7. Days_Past_Due is 0 with no missed payment, else 30 x missed minus 0..29.
+8. Payment_History is On-Time exactly when nothing was missed; with 1-2 missed
+   it is Delayed, with 3 or more Missed, except that 10 % of delinquent loans
+   carry the other label (bureau flags are noisy).
+9. Outstanding_Loan_Amount is the scheduled balance after the months elapsed
+   plus the missed instalments (arrears), capped at Loan_Amount, 2 decimals.
+10. Recovery_Status depends only on what was known before collection: an
+    ordinal latent grows with missed payments, days past due and burden,
+    falls with collateral cover (collateral / outstanding, capped at 2), plus
+    Gaussian noise; fixed thresholds give about 59 % Fully Recovered, 31 %
+    Partially Recovered, 10 % Written Off. The noise is set so that a model
+    on the ten pre-collection features finds a real but imperfect signal
+    (RandomForest out-of-fold ROC AUC about 0.78 for "not Fully Recovered").
+11. Collection follows the outcome. Collection_Attempts is 0..3 when Fully
+    Recovered, 1..10 when Partially Recovered, 3..10 when Written Off.
+    Collection_Method leans to Calls when recovered and to Legal Notice and
+    Debt Collectors when written off. Legal_Action_Taken is "Yes" for half
+    of the written-off loans and "No" for every other loan.
+
+Determinism: rows are generated in chunks of :data:`CHUNK_ROWS`; chunk ``k``
+draws from ``Generator(PCG64(SeedSequence(seed, spawn_key=(k,))))``, so the
+same ``rows`` and ``seed`` give byte-identical files, and a chunk never holds
+more than a million rows in memory. The first rows of a larger book are not
+those of a smaller one (the chunks' sizes differ).
+
+Output: :func:`generate_loan_book` returns a pandas DataFrame (small books,
+tests, notebooks); :func:`write_loan_book` streams the same rows to an
+unquoted CSV or a zstd Parquet file (one row group per chunk) whose column
+types are the seed's types in ``dbt_project.yml``. Note that DuckDB's CSV
+sniffer reads the Yes/No Legal_Action_Taken column as BOOLEAN unless told
+it is VARCHAR.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
+
+from loan_recovery.config import category_values, loan_book_columns, snake_case
+
+CHUNK_ROWS = 1_000_000
+"""Rows generated, held and written at a time; part of the seed's meaning."""
+
+Columns = dict[str, np.ndarray]
+"""Generated columns keyed by snake_case name; categories as codes into config lists."""
+
+# --- distributions (category values come from dbt_project.yml; only weights live here) ---
+
+GENDER_WEIGHTS = {"Male": 0.62, "Female": 0.38}
+EMPLOYMENT_WEIGHTS = {"Salaried": 0.58, "Self-Employed": 0.31, "Business Owner": 0.11}
+LOAN_TYPE_WEIGHTS = {"Personal": 0.44, "Home": 0.29, "Auto": 0.17, "Business": 0.10}
+DEPENDENTS_WEIGHTS = (0.25, 0.25, 0.24, 0.21, 0.05)  # 0..4 dependents
+TENURE_WEIGHTS = {12: 0.09, 24: 0.12, 36: 0.19, 48: 0.22, 60: 0.22, 72: 0.16}
+
+AGE_RANGE = (21, 64)
+INCOME_RANGE = (15_000.0, 250_000.0)
+# Beta(a, b) of income within INCOME_RANGE: Business Owners earn more and vary more.
+INCOME_BETA = {"Salaried": (2.2, 2.8), "Self-Employed": (1.8, 2.6), "Business Owner": (1.6, 1.4)}
+
+RATE_LIMITS = (5.0, 18.0)
+RATE_BAND = {
+    "Personal": (9.0, 17.0),
+    "Home": (5.0, 11.0),
+    "Auto": (6.5, 13.0),
+    "Business": (8.0, 16.5),
+}
+RATE_PREMIUM = {"Salaried": 0.0, "Self-Employed": 0.75, "Business Owner": 0.5}
+
+AMOUNT_LIMITS = (50_000.0, 2_000_000.0)
+AMOUNT_CAP = {
+    "Personal": 1_500_000.0,
+    "Home": 2_000_000.0,
+    "Auto": 1_500_000.0,
+    "Business": 2_000_000.0,
+}
+CEILING_SHARE = 0.4
+"""A loan's ceiling is its type's cap times U(CEILING_SHARE, 1), so capped loans do not heap."""
+
+# Target burden (EMI / income): share stretched, and (low, high, beta a, beta b) per group.
+STRETCHED_SHARE = (0.6, 0.2)  # at the lowest and highest income
+ORDINARY_BURDEN = (0.03, 0.45, 2.0, 5.0)
+STRETCHED_BURDEN = (0.35, 0.75, 2.0, 3.0)
+HEAVY_BURDEN = 0.4
+"""EMI / income above which a loan counts as heavy-burden (a common affordability cap)."""
+
+COLLATERAL_COVER = {
+    "Personal": (0.0, 0.0),
+    "Home": (1.1, 1.6),
+    "Auto": (0.6, 1.1),
+    "Business": (0.6, 1.6),
+}
+
+# Delinquency propensity: coefficients, thresholds for 0 / 1 / 2 / 3+ missed payments.
+# Thresholds were calibrated once, on a 300,000-loan book, to give Payment_History
+# about 61 / 28 / 11 % (rule 8); recalibrate them if a coefficient changes.
+DELINQUENCY_BURDEN = 5.0  # per unit of EMI / income
+DELINQUENCY_RATE = 0.12  # per interest-rate point above 11 %
+DELINQUENCY_LEVERAGE = 0.5  # per unit of log(loan / annual income)
+DELINQUENCY_EMPLOYMENT = {"Salaried": 0.0, "Self-Employed": 0.45, "Business Owner": 0.25}
+MISSED_THRESHOLDS = (1.48, 2.54, 3.69)
+MISSED_TAIL_RATE = 1.2  # Poisson mean per unit of propensity above the last threshold
+MAX_MISSED = 12
+HISTORY_NOISE = 0.10
+
+# Recovery outcome: ordinal latent coefficients, noise and thresholds. The noise sets how
+# predictable recovery is (a RandomForest on the ten pre-collection features reaches an
+# out-of-fold ROC AUC near 0.78); the thresholds were calibrated like MISSED_THRESHOLDS
+# to give about 59 / 31 / 10 %.
+OUTCOME_MISSED = 0.35
+OUTCOME_DPD = 0.01  # per day past due
+OUTCOME_BURDEN = 3.0
+OUTCOME_COVER = 1.0  # per unit of collateral / outstanding (capped at MAX_COVER)
+MAX_COVER = 2.0
+OUTCOME_NOISE = 1.5
+OUTCOME_THRESHOLDS = (0.54, 2.82)  # Fully | Partially | Written Off
+
+ATTEMPTS_RANGE = {
+    "Fully Recovered": (0, 3),
+    "Partially Recovered": (1, 10),
+    "Written Off": (3, 10),
+}
+METHOD_WEIGHTS = {
+    "Fully Recovered": {
+        "Calls": 0.34,
+        "Settlement Offer": 0.26,
+        "Debt Collectors": 0.20,
+        "Legal Notice": 0.20,
+    },
+    "Partially Recovered": {
+        "Calls": 0.25,
+        "Settlement Offer": 0.27,
+        "Debt Collectors": 0.25,
+        "Legal Notice": 0.23,
+    },
+    "Written Off": {
+        "Calls": 0.15,
+        "Settlement Offer": 0.20,
+        "Debt Collectors": 0.30,
+        "Legal Notice": 0.35,
+    },
+}
+LEGAL_ACTION_SHARE_WRITTEN_OFF = 0.5
+
+# --- category helpers ---
+
+
+def _values(column: str) -> list[str]:
+    """The canonical values of a category column, in ``dbt_project.yml`` order."""
+    return category_values()[column]
+
+
+def _code(column: str, value: str) -> int:
+    """The code of ``value`` in ``column``; fails loudly if the config renamed it."""
+    values = _values(column)
+    if value not in values:
+        raise ValueError(f"category_values.{column} in dbt_project.yml has no {value!r}: {values}")
+    return values.index(value)
+
+
+def _by_code(column: str, table: Mapping[str, float]) -> np.ndarray:
+    """A per-value table as an array indexed by category code.
+
+    The table must name exactly the configured values, so that a changed
+    category list in ``dbt_project.yml`` stops the generator instead of
+    silently shifting weights onto the wrong values.
+    """
+    values = _values(column)
+    if set(table) != set(values):
+        raise ValueError(
+            f"generator has values {sorted(table)} for {column} but dbt_project.yml "
+            f"category_values.{column} is {values}"
+        )
+    return np.array([table[value] for value in values], dtype=np.float64)
+
+
+def _draw_codes(rng: np.random.Generator, probabilities: np.ndarray, n: int) -> np.ndarray:
+    """Codes drawn from one categorical distribution (weights need not sum to 1)."""
+    cumulative = np.cumsum(probabilities) / probabilities.sum()
+    codes = np.searchsorted(cumulative, rng.random(n), side="right")
+    return np.minimum(codes, len(probabilities) - 1).astype(np.int8)
+
+
+def _draw_conditional_codes(
+    rng: np.random.Generator, probabilities: np.ndarray, given: np.ndarray
+) -> np.ndarray:
+    """Codes drawn per row from the distribution in row ``given`` of a probability table."""
+    cumulative = np.cumsum(probabilities, axis=1) / probabilities.sum(axis=1, keepdims=True)
+    u = rng.random(len(given))
+    return (u[:, None] >= cumulative[given, :-1]).sum(axis=1).astype(np.int8)
+
+
+# --- one concern per helper ---
+
+
+def _borrower_profile(rng: np.random.Generator, n: int) -> Columns:
+    """Who borrows: age, gender, employment, income and dependents (rule 1)."""
+    employment = _draw_codes(rng, _by_code("employment_type", EMPLOYMENT_WEIGHTS), n)
+    beta_a = _by_code("employment_type", {k: v[0] for k, v in INCOME_BETA.items()})
+    beta_b = _by_code("employment_type", {k: v[1] for k, v in INCOME_BETA.items()})
+    low, high = INCOME_RANGE
+    income = np.round(low + (high - low) * rng.beta(beta_a[employment], beta_b[employment]))
+    return {
+        "age": rng.integers(AGE_RANGE[0], AGE_RANGE[1] + 1, size=n),
+        "gender": _draw_codes(rng, _by_code("gender", GENDER_WEIGHTS), n),
+        "employment_type": employment,
+        "monthly_income": income,
+        "num_dependents": _draw_codes(rng, np.array(DEPENDENTS_WEIGHTS), n).astype(np.int64),
+    }
+
+
+def amortisation_payment(
+    amount: np.ndarray, annual_rate_pct: np.ndarray, months: np.ndarray
+) -> np.ndarray:
+    """The level monthly payment that repays ``amount`` over ``months`` (unrounded).
+
+    Used both ways: for Monthly_EMI, and with ``amount = 1`` to turn an
+    affordable payment into a principal. Rates are always > 0 here.
+    """
+    r = annual_rate_pct / 1200.0
+    return amount * r / (1.0 - (1.0 + r) ** -months)
+
+
+def _scheduled_balance(
+    amount: np.ndarray, annual_rate_pct: np.ndarray, months: np.ndarray, paid: np.ndarray
+) -> np.ndarray:
+    """Principal still owed after ``paid`` on-schedule instalments of a level-payment loan."""
+    growth = 1.0 + annual_rate_pct / 1200.0
+    full = growth**months
+    return amount * (full - growth**paid) / (full - 1.0)
+
+
+def _draw_burden(rng: np.random.Generator, income: np.ndarray) -> np.ndarray:
+    """Target EMI / income: a mixture, so a real share of loans are heavy-burden (rule 3).
+
+    Lower incomes are stretched more often, as in real books, which also keeps
+    heavy burdens from being undone by the amount caps that bind rich borrowers.
+    """
+    position = (income - INCOME_RANGE[0]) / (INCOME_RANGE[1] - INCOME_RANGE[0])
+    poorest, richest = STRETCHED_SHARE
+    stretched = rng.random(len(income)) < poorest + (richest - poorest) * position
+    low = np.where(stretched, STRETCHED_BURDEN[0], ORDINARY_BURDEN[0])
+    high = np.where(stretched, STRETCHED_BURDEN[1], ORDINARY_BURDEN[1])
+    a = np.where(stretched, STRETCHED_BURDEN[2], ORDINARY_BURDEN[2])
+    b = np.where(stretched, STRETCHED_BURDEN[3], ORDINARY_BURDEN[3])
+    return low + (high - low) * rng.beta(a, b)
+
+
+def _loan_terms(rng: np.random.Generator, borrower: Columns) -> Columns:
+    """What was lent: type, tenure, rate, amount sized by burden, EMI, collateral (rules 2-5)."""
+    n = len(borrower["age"])
+    loan_type = _draw_codes(rng, _by_code("loan_type", LOAN_TYPE_WEIGHTS), n)
+    tenures = np.array(list(TENURE_WEIGHTS), dtype=np.int64)
+    tenure = tenures[_draw_codes(rng, np.array(list(TENURE_WEIGHTS.values())), n)]
+
+    band_low = _by_code("loan_type", {k: v[0] for k, v in RATE_BAND.items()})[loan_type]
+    band_high = _by_code("loan_type", {k: v[1] for k, v in RATE_BAND.items()})[loan_type]
+    premium = _by_code("employment_type", RATE_PREMIUM)[borrower["employment_type"]]
+    rate = rng.uniform(band_low, band_high) + premium
+    rate = np.round(np.clip(rate, *RATE_LIMITS), 2)
+
+    income = borrower["monthly_income"]
+    affordable = _draw_burden(rng, income) * income
+    amount = affordable / amortisation_payment(np.ones(n), rate, tenure)
+    # A per-loan ceiling below the product cap keeps capped loans spread out, not heaped.
+    cap = np.minimum(_by_code("loan_type", AMOUNT_CAP)[loan_type], AMOUNT_LIMITS[1])
+    ceiling = cap * rng.uniform(CEILING_SHARE, 1.0, size=n)
+    amount = np.clip(np.round(np.minimum(amount, ceiling), -3), AMOUNT_LIMITS[0], cap)
+
+    cover_low = _by_code("loan_type", {k: v[0] for k, v in COLLATERAL_COVER.items()})[loan_type]
+    cover_high = _by_code("loan_type", {k: v[1] for k, v in COLLATERAL_COVER.items()})[loan_type]
+    collateral = np.round(amount * rng.uniform(cover_low, cover_high), 2)
+
+    return {
+        "loan_type": loan_type,
+        "loan_tenure": tenure,
+        "interest_rate": rate,
+        "loan_amount": amount,
+        "monthly_emi": np.round(amortisation_payment(amount, rate, tenure), 2),
+        "collateral_value": collateral,
+    }
+
+
+def _repayment(rng: np.random.Generator, borrower: Columns, terms: Columns) -> Columns:
+    """How the borrower has paid so far: missed payments, arrears, history (rules 6-9)."""
+    n = len(borrower["age"])
+    tenure = terms["loan_tenure"]
+    elapsed = rng.integers(1, tenure)  # at least one instalment due, at least one still to come
+
+    burden = terms["monthly_emi"] / borrower["monthly_income"]
+    leverage = terms["loan_amount"] / (12.0 * borrower["monthly_income"])
+    employment = _by_code("employment_type", DELINQUENCY_EMPLOYMENT)[borrower["employment_type"]]
+    propensity = (
+        DELINQUENCY_BURDEN * burden
+        + DELINQUENCY_RATE * (terms["interest_rate"] - 11.0)
+        + DELINQUENCY_LEVERAGE * np.log(leverage)
+        + employment
+        + rng.logistic(size=n)
+    )
+    first, second, third = MISSED_THRESHOLDS
+    tail = rng.poisson(MISSED_TAIL_RATE * np.maximum(propensity - third, 0.0))
+    missed = np.select(
+        [propensity < first, propensity < second, propensity < third],
+        [0, 1, 2],
+        default=3 + tail,
+    )
+    missed = np.minimum(np.minimum(missed, MAX_MISSED), elapsed)
+
+    days_past_due = np.where(missed > 0, 30 * missed - rng.integers(0, 30, size=n), 0)
+
+    on_time = _code("payment_history", "On-Time")
+    delayed = _code("payment_history", "Delayed")
+    missed_label = _code("payment_history", "Missed")
+    usual = np.where(missed >= 3, missed_label, delayed)
+    other = np.where(missed >= 3, delayed, missed_label)
+    history = np.where(rng.random(n) < HISTORY_NOISE, other, usual)
+    history = np.where(missed == 0, on_time, history).astype(np.int8)
+
+    amount = terms["loan_amount"]
+    balance = _scheduled_balance(amount, terms["interest_rate"], tenure, elapsed)
+    outstanding = np.minimum(balance + missed * terms["monthly_emi"], amount)
+    return {
+        "num_missed_payments": missed,
+        "days_past_due": days_past_due,
+        "payment_history": history,
+        "outstanding_loan_amount": np.round(outstanding, 2),
+    }
+
+
+def _recovery_outcome(
+    rng: np.random.Generator, borrower: Columns, terms: Columns, repayment: Columns
+) -> np.ndarray:
+    """Recovery_Status codes from pre-collection facts only, with noise (rule 10)."""
+    burden = terms["monthly_emi"] / borrower["monthly_income"]
+    cover = np.minimum(terms["collateral_value"] / repayment["outstanding_loan_amount"], MAX_COVER)
+    latent = (
+        OUTCOME_MISSED * repayment["num_missed_payments"]
+        + OUTCOME_DPD * repayment["days_past_due"]
+        + OUTCOME_BURDEN * burden
+        - OUTCOME_COVER * cover
+        + rng.normal(0.0, OUTCOME_NOISE, size=len(burden))
+    )
+    partial, written_off = OUTCOME_THRESHOLDS
+    codes = np.where(
+        latent < partial,
+        _code("recovery_status", "Fully Recovered"),
+        np.where(
+            latent < written_off,
+            _code("recovery_status", "Partially Recovered"),
+            _code("recovery_status", "Written Off"),
+        ),
+    )
+    return codes.astype(np.int8)
+
+
+def _collection(rng: np.random.Generator, outcome: np.ndarray) -> Columns:
+    """Collection effort recorded after the outcome: attempts, method, legal action (rule 11)."""
+    n = len(outcome)
+    low = _by_code("recovery_status", {k: v[0] for k, v in ATTEMPTS_RANGE.items()})
+    high = _by_code("recovery_status", {k: v[1] for k, v in ATTEMPTS_RANGE.items()})
+    attempts = rng.integers(low[outcome].astype(np.int64), high[outcome].astype(np.int64) + 1)
+
+    methods = np.stack(
+        [
+            _by_code("collection_method", METHOD_WEIGHTS[status])
+            for status in _values("recovery_status")
+        ]
+    )
+    method = _draw_conditional_codes(rng, methods, outcome)
+
+    written_off = outcome == _code("recovery_status", "Written Off")
+    legal = written_off & (rng.random(n) < LEGAL_ACTION_SHARE_WRITTEN_OFF)
+    legal_codes = np.where(
+        legal, _code("legal_action_taken", "Yes"), _code("legal_action_taken", "No")
+    )
+    return {
+        "recovery_status": outcome,
+        "collection_attempts": attempts,
+        "collection_method": method,
+        "legal_action_taken": legal_codes.astype(np.int8),
+    }
+
+
+# --- assembly ---
+
+
+def _ids(prefix: str, first: int, n: int) -> pa.Array:
+    """``{prefix}{i}`` for i = first .. first + n - 1, built in Arrow without a Python loop."""
+    numbers = pc.cast(pa.array(np.arange(first, first + n, dtype=np.int64)), pa.string())
+    return pc.binary_join_element_wise(prefix, numbers, "")
+
+
+def _to_arrow(column: str, values: np.ndarray) -> pa.Array:
+    """One output column: categories as strings, integers as int32, amounts as double.
+
+    The types are the ``seeds`` column types in ``dbt_project.yml``, so a
+    generated Parquet book and the bundled seed load alike.
+    """
+    name = snake_case(column)
+    if name in category_values():
+        return pc.take(pa.array(_values(name), pa.string()), pa.array(values))
+    if np.issubdtype(values.dtype, np.integer):
+        return pa.array(values.astype(np.int32))
+    return pa.array(values.astype(np.float64))
+
+
+def _chunk(first_row: int, n: int, seed: int, chunk_index: int) -> pa.Table:
+    """Loans ``first_row`` .. ``first_row + n - 1`` (1-based), from the chunk's own RNG."""
+    rng = np.random.Generator(
+        np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(chunk_index,)))
+    )
+    borrower = _borrower_profile(rng, n)
+    terms = _loan_terms(rng, borrower)
+    repayment = _repayment(rng, borrower, terms)
+    collection = _collection(rng, _recovery_outcome(rng, borrower, terms, repayment))
+    generated: Columns = {**borrower, **terms, **repayment, **collection}
+
+    arrays: dict[str, pa.Array] = {}
+    for column in loan_book_columns():
+        name = snake_case(column)
+        if name == "borrower_id":
+            arrays[column] = _ids("BRW_", first_row, n)
+        elif name == "loan_id":
+            arrays[column] = _ids("LN_", first_row, n)
+        elif name in generated:
+            arrays[column] = _to_arrow(column, generated[name])
+        else:
+            raise ValueError(f"dbt_project.yml lists column {column!r}, which the generator lacks")
+    return pa.table(arrays)
+
+
+def loan_book_chunks(rows: int, seed: int = 42, chunk_rows: int = CHUNK_ROWS) -> Iterator[pa.Table]:
+    """The loan book as Arrow tables of at most ``chunk_rows`` rows, in order.
+
+    Always yields at least one table (empty when ``rows`` is 0), so writers
+    get a schema. ``chunk_rows`` is part of what a seed means: another chunk
+    size gives another (equally valid) book.
+    """
+    if rows < 0:
+        raise ValueError(f"rows must be >= 0, got {rows}")
+    if seed < 0:
+        raise ValueError(f"seed must be >= 0, got {seed}")
+    if chunk_rows < 1:
+        raise ValueError(f"chunk_rows must be >= 1, got {chunk_rows}")
+    for index in range(max(1, math.ceil(rows / chunk_rows))):
+        start = index * chunk_rows
+        yield _chunk(start + 1, min(chunk_rows, rows - start), seed, index)
+
+
+def generate_loan_book(rows: int, seed: int = 42, *, chunk_rows: int = CHUNK_ROWS) -> pd.DataFrame:
+    """A synthetic loan book of ``rows`` loans as a pandas DataFrame.
+
+    Exactly the rows :func:`write_loan_book` writes for the same arguments
+    (both read :func:`loan_book_chunks`). Holds the whole book in memory, so
+    large books should be written with :func:`write_loan_book` instead.
+    """
+    return pa.concat_tables(loan_book_chunks(rows, seed, chunk_rows)).to_pandas()
+
+
+def _write_parquet(first: pa.Table, rest: Iterator[pa.Table], path: Path) -> None:
+    """One row group per chunk; zstd keeps a 10M-loan book small without slowing the write."""
+    with pq.ParquetWriter(path, first.schema, compression="zstd") as writer:
+        writer.write_table(first)
+        for chunk in rest:
+            writer.write_table(chunk)
+
+
+def _write_csv(first: pa.Table, rest: Iterator[pa.Table], path: Path) -> None:
+    """Plain unquoted CSV like the public file.
+
+    No generated value contains a comma, quote or newline; if a configured
+    category ever did, Arrow refuses to write it rather than corrupt the file.
+    """
+    with path.open("wb") as handle:
+        # Arrow quotes header names even unasked; the configured names are plain identifiers.
+        handle.write((",".join(first.column_names) + "\n").encode())
+        options = pa_csv.WriteOptions(include_header=False, quoting_style="none")
+        with pa_csv.CSVWriter(handle, first.schema, write_options=options) as writer:
+            writer.write_table(first)
+            for chunk in rest:
+                writer.write_table(chunk)
+
+
+def write_loan_book(rows: int, out: Path, seed: int = 42, *, chunk_rows: int = CHUNK_ROWS) -> Path:
+    """Write a synthetic loan book to ``out``; its suffix (``.csv``/``.parquet``) picks the format.
+
+    Writes chunk by chunk, so memory stays flat whatever ``rows`` is, into a
+    temporary file that replaces ``out`` only when complete: a failed run never
+    leaves a truncated book behind. Returns ``out``.
+    """
+    out = Path(out)
+    writers = {".csv": _write_csv, ".parquet": _write_parquet}
+    writer = writers.get(out.suffix.lower())
+    if writer is None:
+        raise ValueError(f"cannot write loan book {out}: its suffix must be .csv or .parquet")
+    chunks = loan_book_chunks(rows, seed, chunk_rows)
+    first = next(chunks)  # validates the arguments before anything touches the disk
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(f".{out.name}.partial")
+    try:
+        writer(first, chunks, partial)
+        partial.replace(out)
+    finally:
+        partial.unlink(missing_ok=True)
+    return out
