@@ -1,0 +1,19 @@
+"""Every loan's out-of-sample risk score: RandomForest on the high-risk segment label."""
+
+from loan_recovery.scoring import score_risk
+
+
+def model(dbt, session):
+    features = dbt.config.get("cluster_features")
+    loans = dbt.ref("int_loan_features").set_alias("loans")
+    segments = dbt.ref("int_loan_segments").set_alias("segments")
+    training = loans.join(segments, "loans.loan_id = segments.loan_id").select(
+        ", ".join(["loans.loan_id", *(f"loans.{f}" for f in features), "segments.is_high_risk"])
+    )
+    return score_risk(
+        training.to_arrow_table(),
+        features,
+        n_trees=dbt.config.get("scoring_trees"),
+        sample_rows=dbt.config.get("scoring_sample_rows"),
+        random_state=dbt.config.get("random_state"),
+    )

@@ -1,0 +1,15 @@
+"""Every loan's borrower segment: KMeans on the standardized cluster features."""
+
+from loan_recovery.segmentation import assign_segments
+
+
+def model(dbt, session):
+    features = dbt.config.get("cluster_features")
+    loans = dbt.ref("int_loan_features").select(", ".join(["loan_id", *features]))
+    return assign_segments(
+        loans.to_arrow_table(),
+        features,
+        n_segments=dbt.config.get("n_segments"),
+        sample_rows=dbt.config.get("segmentation_sample_rows"),
+        random_state=dbt.config.get("random_state"),
+    )
