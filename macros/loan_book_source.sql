@@ -1,6 +1,7 @@
 {#-
-    The loan book the pipeline reads: the user's file when `loans_path` is set
-    (CSV or Parquet, read by DuckDB directly), else the bundled seed.
+    The loan book the pipeline reads, as a subquery with a 1-based
+    `source_row_number` in file order: the user's file when `loans_path` is
+    set (CSV or Parquet, read by DuckDB directly), else the bundled seed.
     CSV is read as text so that staging, not the reader, judges every value
     and can quarantine a bad one with its original text.
 -#}
@@ -8,17 +9,22 @@
     {%- set path = var('loans_path') -%}
     {%- if path -%}
         {{ check_loan_book_file(path) }}
-        {{ loan_book_reader(path) }}
+        {%- if path.lower().endswith('.parquet') -%}
+            (select file_row_number + 1 as source_row_number, * exclude (file_row_number)
+             from {{ loan_book_reader(path, row_numbers=true) }})
+        {%- else -%}
+            (select row_number() over () as source_row_number, * from {{ loan_book_reader(path) }})
+        {%- endif -%}
     {%- else -%}
-        {{ ref('sample_loan_book') }}
+        (select rowid + 1 as source_row_number, * from {{ ref('sample_loan_book') }})
     {%- endif -%}
 {% endmacro %}
 
 
-{% macro loan_book_reader(path) %}
+{% macro loan_book_reader(path, row_numbers=false) %}
     {%- set quoted = "'" ~ path | replace("'", "''") ~ "'" -%}
     {%- if path.lower().endswith('.parquet') -%}
-        read_parquet({{ quoted }})
+        read_parquet({{ quoted }}{{ ", file_row_number = true" if row_numbers }})
     {%- else -%}
         read_csv({{ quoted }}, header = true, delim = ',', quote = '"', all_varchar = true)
     {%- endif -%}

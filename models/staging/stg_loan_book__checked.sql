@@ -35,21 +35,12 @@ loan_book as (
 
 ),
 
-numbered as (
-
-    select
-        row_number() over () as source_row_number,
-        *
-    from loan_book
-
-),
-
 parsed as (
 
     select
         source_row_number,
         {%- for column in var('loan_book_columns') %}
-        cast({{ column }} as varchar) as raw_{{ column | lower }},
+        {{ column }} as raw_{{ column | lower }},
         {%- endfor %}
         {%- for rule in numeric_rules %}
         try_cast({{ rule.source }} as double) as {{ rule.name }},
@@ -59,38 +50,60 @@ parsed as (
         {%- endfor %}
         nullif(trim(cast(loan_id as varchar)), '') as loan_id,
         nullif(trim(cast(borrower_id as varchar)), '') as borrower_id
-    from numbered
+    from loan_book
 
 ),
 
+duplicate_loan_ids as (
+
+    select loan_id
+    from parsed
+    where loan_id is not null
+    group by loan_id
+    having count(*) > 1
+
+),
+
+-- Each CASE looks at the original text only when parsing failed, so valid
+-- rows never pay for a cast to text.
 field_checks as (
 
     select
-        *,
-        case when loan_id is null then 'loan_id is missing' end as loan_id_problem,
-        case when borrower_id is null then 'borrower_id is missing' end as borrower_id_problem,
+        parsed.*,
+        case when parsed.loan_id is null then 'loan_id is missing' end as loan_id_problem,
+        case when parsed.borrower_id is null then 'borrower_id is missing' end as borrower_id_problem,
         {%- for rule in numeric_rules %}
         case
-            when {{ is_blank('raw_' ~ rule.source | lower) }}
-                then '{{ rule.name }} is missing'
-            when {{ rule.name }} is null or not isfinite({{ rule.name }})
+            when parsed.{{ rule.name }} is null
+                then
+                    case
+                        when {{ is_blank('parsed.raw_' ~ rule.source | lower) }}
+                            then '{{ rule.name }} is missing'
+                        else '{{ rule.name }} is not a number'
+                    end
+            when not isfinite(parsed.{{ rule.name }})
                 then '{{ rule.name }} is not a number'
             {%- if rule.whole %}
-            when {{ rule.name }} <> floor({{ rule.name }})
+            when parsed.{{ rule.name }} <> floor(parsed.{{ rule.name }})
                 then '{{ rule.name }} is not a whole number'
             {%- endif %}
-            when {{ rule.name }} {{ '<=' if rule.min_exclusive else '<' }} {{ rule.min }} or {{ rule.name }} > {{ rule.max }}
+            when parsed.{{ rule.name }} {{ '<=' if rule.min_exclusive else '<' }} {{ rule.min }} or parsed.{{ rule.name }} > {{ rule.max }}
                 then '{{ rule.name }} is outside {{ "(" if rule.min_exclusive else "[" }}{{ rule.min }}, {{ rule.max | int }}]'
         end as {{ rule.name }}_problem,
         {%- endfor %}
         {%- for source, name in category_columns.items() %}
         case
-            when {{ is_blank('raw_' ~ source | lower) }} then '{{ name }} is missing'
-            when {{ name }} is null then '{{ name }} has an unknown value'
+            when parsed.{{ name }} is null
+                then
+                    case
+                        when {{ is_blank('parsed.raw_' ~ source | lower) }} then '{{ name }} is missing'
+                        else '{{ name }} has an unknown value'
+                    end
         end as {{ name }}_problem,
         {%- endfor %}
-        loan_id is not null and count(*) over (partition by loan_id) > 1 as is_duplicate_loan_id
+        duplicate_loan_ids.loan_id is not null as is_duplicate_loan_id
     from parsed
+    left join duplicate_loan_ids on parsed.loan_id = duplicate_loan_ids.loan_id
 
 ),
 
@@ -128,12 +141,16 @@ judged as (
 
 ),
 
+-- Original text is kept for rejected rows only: quarantine shows it, and
+-- casting every valid row's numbers to text would be most of the cost.
 final as (
 
     select
         source_row_number,
         {%- for column in var('loan_book_columns') %}
-        raw_{{ column | lower }},
+        case
+            when reject_reason <> '' then cast(raw_{{ column | lower }} as varchar)
+        end as raw_{{ column | lower }},
         {%- endfor %}
         loan_id,
         borrower_id,
