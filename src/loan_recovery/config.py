@@ -64,3 +64,13 @@ def post_outcome_columns() -> list[str]:
 def snake_case(column: str) -> str:
     """``Monthly_EMI`` -> ``monthly_emi``: the loan book's names as the models use them."""
     return column.lower()
+
+
+def database_path() -> Path:
+    """The served DuckDB file: ``$LOAN_RECOVERY_DB``, else ``loan_recovery.duckdb`` in the project.
+
+    The same rule as ``profiles.yml``, so a command run without options reads
+    the file a plain ``dbt build`` in the project writes.
+    """
+    override = os.environ.get(DB_PATH_ENV)
+    return Path(override) if override else project_dir() / "loan_recovery.duckdb"
