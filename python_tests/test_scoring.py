@@ -1,0 +1,155 @@
+"""Risk scoring: every loan scored by trees that never saw it, reproducibly."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.metrics import roc_auc_score
+
+from loan_recovery.config import cluster_features
+from loan_recovery.scoring import forest_parameters, score_risk
+
+FEATURES = cluster_features()
+
+
+def make_training(n: int, seed: int = 0, label: str = "signal") -> pd.DataFrame:
+    """Loans with standard-normal features; the label is delinquency-driven or pure noise."""
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame(rng.normal(0.0, 1.0, (n, len(FEATURES))), columns=FEATURES)
+    frame.insert(0, "loan_id", [f"L{i:06d}" for i in range(n)])
+    if label == "signal":
+        frame["is_high_risk"] = frame["num_missed_payments"] + frame["days_past_due"] > 0.5
+    else:
+        frame["is_high_risk"] = rng.random(n) < 0.4
+    return frame
+
+
+@pytest.fixture(scope="module")
+def training() -> pd.DataFrame:
+    return make_training(1_500)
+
+
+@pytest.fixture(scope="module")
+def scored(training: pd.DataFrame) -> pd.DataFrame:
+    return score_risk(training, FEATURES)
+
+
+def test_every_loan_gets_a_score_in_unit_interval(training: pd.DataFrame, scored) -> None:
+    assert list(scored.columns) == ["loan_id", "risk_score", "is_training_row", "model_version"]
+    assert scored["loan_id"].tolist() == training["loan_id"].tolist()
+    assert scored["risk_score"].dtype == np.float64
+    assert scored["risk_score"].between(0.0, 1.0).all()
+    assert scored["is_training_row"].dtype == bool
+    assert scored["is_training_row"].all()
+    assert scored["model_version"].nunique() == 1
+    assert len(scored["model_version"].iloc[0]) == 12
+
+
+def test_scores_rank_a_real_signal(training: pd.DataFrame, scored) -> None:
+    assert roc_auc_score(training["is_high_risk"], scored["risk_score"]) > 0.9
+
+
+def test_scores_are_out_of_sample_on_a_noise_label() -> None:
+    noise = make_training(1_500, seed=1, label="noise")
+    scored = score_risk(noise, FEATURES)
+    assert roc_auc_score(noise["is_high_risk"], scored["risk_score"]) < 0.7
+    # The same forest scoring the rows it was trained on would look near-perfect.
+    parameters = forest_parameters(len(noise), 100, 42)
+    forest = RandomForestClassifier(**parameters).fit(noise[FEATURES], noise["is_high_risk"])
+    in_sample = forest.predict_proba(noise[FEATURES])[:, 1]
+    assert roc_auc_score(noise["is_high_risk"], in_sample) > 0.9
+
+
+def test_same_input_gives_identical_scores_and_version(training: pd.DataFrame, scored) -> None:
+    again = score_risk(training.copy(), FEATURES)
+    pd.testing.assert_frame_equal(again, scored)
+    assert np.array_equal(again["risk_score"].to_numpy(), scored["risk_score"].to_numpy())
+
+
+def test_row_order_does_not_change_scores(training: pd.DataFrame, scored) -> None:
+    shuffled = training.sample(frac=1.0, random_state=3).reset_index(drop=True)
+    again = score_risk(shuffled, FEATURES)
+    left = again.sort_values("loan_id").reset_index(drop=True)
+    right = scored.sort_values("loan_id").reset_index(drop=True)
+    pd.testing.assert_frame_equal(left, right)
+
+
+def test_version_changes_with_data_and_features(training: pd.DataFrame, scored) -> None:
+    changed = training.copy()
+    changed.loc[10, "monthly_income"] += 1.0
+    assert score_risk(changed, FEATURES)["model_version"].iloc[0] != scored["model_version"].iloc[0]
+    fewer = score_risk(training, FEATURES[:-1])
+    assert fewer["model_version"].iloc[0] != scored["model_version"].iloc[0]
+    other_seed = score_risk(training, FEATURES, random_state=7)
+    assert other_seed["model_version"].iloc[0] != scored["model_version"].iloc[0]
+
+
+def test_sample_cap_trains_on_a_sample_and_scores_the_rest() -> None:
+    big = make_training(4_000, seed=2)
+    scored = score_risk(big, FEATURES, n_trees=30, sample_rows=1_000)
+    assert scored["is_training_row"].sum() == 1_000
+    assert scored["risk_score"].notna().all()
+    assert scored["risk_score"].between(0.0, 1.0).all()
+    held_out = ~scored["is_training_row"]
+    auc = roc_auc_score(big.loc[held_out, "is_high_risk"], scored.loc[held_out, "risk_score"])
+    assert auc > 0.9
+    pd.testing.assert_frame_equal(score_risk(big, FEATURES, n_trees=30, sample_rows=1_000), scored)
+
+
+def test_rows_never_out_of_bag_are_scored_out_of_fold() -> None:
+    noise = make_training(600, seed=4, label="noise")
+    scored = score_risk(noise, FEATURES, n_trees=2)  # ~40% of rows are in both bootstraps
+    assert scored["risk_score"].notna().all()
+    assert scored["risk_score"].between(0.0, 1.0).all()
+    assert roc_auc_score(noise["is_high_risk"], scored["risk_score"]) < 0.7
+    pd.testing.assert_frame_equal(score_risk(noise, FEATURES, n_trees=2), scored)
+
+
+def test_arrow_and_integer_labels_match_pandas(training: pd.DataFrame, scored) -> None:
+    table = pa.Table.from_pandas(training, preserve_index=False)
+    chunked = pa.Table.from_batches(table.to_batches(max_chunksize=97))
+    from_arrow = score_risk(chunked, FEATURES)
+    pd.testing.assert_frame_equal(
+        from_arrow.astype({"loan_id": str}), scored.astype({"loan_id": str})
+    )
+    as_int = training.assign(is_high_risk=training["is_high_risk"].astype(int))
+    pd.testing.assert_frame_equal(score_risk(as_int, FEATURES), scored)
+
+
+def test_empty_input_is_a_clear_error(training: pd.DataFrame) -> None:
+    with pytest.raises(ValueError, match="no loans to score: the input has 0 rows"):
+        score_risk(training.iloc[:0], FEATURES)
+
+
+def test_leaky_features_are_rejected(training: pd.DataFrame) -> None:
+    leaky = training.assign(legal_action_taken=1)
+    with pytest.raises(ValueError, match=r"legal_action_taken.*recorded after the recovery"):
+        score_risk(leaky, [*FEATURES, "legal_action_taken"])
+    with pytest.raises(ValueError, match="is_high_risk are the model's label"):
+        score_risk(training, [*FEATURES, "is_high_risk"])
+
+
+def test_missing_columns_are_named(training: pd.DataFrame) -> None:
+    with pytest.raises(ValueError, match=r"missing column\(s\) is_high_risk"):
+        score_risk(training.drop(columns=["is_high_risk"]), FEATURES)
+    with pytest.raises(ValueError, match=r"missing column\(s\) age"):
+        score_risk(training.drop(columns=["age"]), FEATURES)
+
+
+def test_single_class_label_is_a_clear_error(training: pd.DataFrame) -> None:
+    with pytest.raises(ValueError, match="one class only"):
+        score_risk(training.assign(is_high_risk=False), FEATURES)
+
+
+def test_null_label_and_null_feature_are_named(training: pd.DataFrame) -> None:
+    holes = training.astype({"is_high_risk": "boolean"})
+    holes.loc[[1, 2], "is_high_risk"] = pd.NA
+    with pytest.raises(ValueError, match="'is_high_risk' has 2 null"):
+        score_risk(holes, FEATURES)
+    holes = training.copy()
+    holes.loc[7, "days_past_due"] = np.inf
+    with pytest.raises(ValueError, match="'days_past_due' has 1 null or non-finite"):
+        score_risk(holes, FEATURES)

@@ -1,0 +1,381 @@
+"""Segmentation: ids and names follow the profiles, never KMeans' numbering or row order."""
+
+from __future__ import annotations
+
+import re
+from itertools import pairwise
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+from sklearn.cluster import KMeans
+
+from loan_recovery import segmentation
+from loan_recovery.config import cluster_features
+from loan_recovery.segmentation import (
+    BURDEN_WEIGHT,
+    TIER_THRESHOLD,
+    LoanColumns,
+    assign_segments,
+    high_risk_count,
+    name_segments,
+    profile_measures,
+    segment_loans,
+)
+
+FEATURES = cluster_features()
+
+# Plausible units: (mean, standard deviation) per feature.
+UNITS = {
+    "age": (40.0, 10.0),
+    "monthly_income": (60_000.0, 20_000.0),
+    "loan_amount": (300_000.0, 100_000.0),
+    "loan_tenure": (36.0, 12.0),
+    "interest_rate": (10.0, 2.0),
+    "collateral_value": (200_000.0, 80_000.0),
+    "outstanding_loan_amount": (150_000.0, 60_000.0),
+    "monthly_emi": (5_000.0, 2_000.0),
+    "num_missed_payments": (3.0, 2.0),
+    "days_past_due": (40.0, 30.0),
+}
+
+# Four planted borrower groups, as z-offsets; the two last are the delinquent ones.
+# Debt and income move together in "affluent", so burden does not drive the ranking.
+PLANTED = {
+    "affluent": {
+        "monthly_income": 1.5,
+        "loan_amount": 1.5,
+        "outstanding_loan_amount": 1.5,
+        "monthly_emi": 1.5,
+        "num_missed_payments": -1.0,
+        "days_past_due": -1.0,
+    },
+    "steady": {"age": 1.5, "loan_tenure": 1.5, "num_missed_payments": -0.5, "days_past_due": -0.5},
+    "arrears": {"interest_rate": 1.5, "num_missed_payments": 1.5, "days_past_due": 1.5},
+    "defaulting": {"collateral_value": -1.5, "num_missed_payments": 2.0, "days_past_due": 2.0},
+}
+
+
+def make_book(n: int, seed: int = 0, spread: float = 0.3) -> pd.DataFrame:
+    """``n`` loans from the planted groups (equal shares), with a ``blob`` column for checks."""
+    rng = np.random.default_rng(seed)
+    groups = list(PLANTED)
+    blob = rng.integers(0, len(groups), n)
+    frame = {"loan_id": [f"L{i:06d}" for i in range(n)], "blob": np.array(groups)[blob]}
+    for feature in FEATURES:
+        offsets = np.array([PLANTED[g].get(feature, 0.0) for g in groups])
+        z = offsets[blob] + rng.normal(0.0, spread, n)
+        mean, sd = UNITS[feature]
+        frame[feature] = mean + sd * z
+    return pd.DataFrame(frame)
+
+
+@pytest.fixture(scope="module")
+def book() -> pd.DataFrame:
+    return make_book(2_000)
+
+
+@pytest.fixture(scope="module")
+def segmented(book: pd.DataFrame) -> segmentation.Segmentation:
+    return segment_loans(book, FEATURES)
+
+
+def by_loan(assignments: pd.DataFrame) -> pd.DataFrame:
+    return assignments.sort_values("loan_id").reset_index(drop=True)
+
+
+def test_every_loan_gets_one_segment(book: pd.DataFrame, segmented) -> None:
+    out = segmented.assignments
+    assert list(out.columns) == ["loan_id", "segment_id", "segment_name", "is_high_risk"]
+    assert len(out) == len(book)
+    assert out["loan_id"].tolist() == book["loan_id"].tolist()
+    assert out["segment_id"].dtype == np.int64
+    assert out["is_high_risk"].dtype == bool
+    assert pd.api.types.is_string_dtype(out["segment_name"])
+    assert sorted(out["segment_id"].unique()) == [1, 2, 3, 4]
+    pairs = out[["segment_id", "segment_name", "is_high_risk"]].drop_duplicates()
+    assert len(pairs) == 4
+    assert segmented.profile["size"].sum() == len(book)
+
+
+def test_ids_and_names_survive_row_shuffle(book: pd.DataFrame, segmented) -> None:
+    shuffled = book.sample(frac=1.0, random_state=7).reset_index(drop=True)
+    again = assign_segments(shuffled, FEATURES)
+    pd.testing.assert_frame_equal(by_loan(again), by_loan(segmented.assignments))
+
+
+def test_ids_and_names_survive_permuted_kmeans_labels(
+    book: pd.DataFrame, segmented, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[int] = []
+
+    class PermutedKMeans(KMeans):
+        def fit(self, X, y=None, sample_weight=None):  # noqa: N803 - sklearn's signature
+            super().fit(X, y, sample_weight)
+            permutation = np.array([2, 0, 3, 1])
+            self.cluster_centers_ = self.cluster_centers_[permutation]
+            self.labels_ = np.argsort(permutation)[self.labels_]
+            calls.append(1)
+            return self
+
+    monkeypatch.setattr(segmentation, "KMeans", PermutedKMeans)
+    again = assign_segments(book, FEATURES)
+    assert calls
+    pd.testing.assert_frame_equal(again, segmented.assignments)
+
+
+def test_name_segments_ignores_cluster_labels_and_order() -> None:
+    rng = np.random.default_rng(3)
+    centroids = pd.DataFrame(rng.normal(0, 1, (5, len(FEATURES))), columns=FEATURES)
+    named = name_segments(centroids)
+    permutation = rng.permutation(5)
+    relabelled = centroids.iloc[permutation].set_axis([f"c{i}" for i in (9, 4, 7, 1, 3)])
+    renamed = name_segments(relabelled)
+    columns = ["segment_id", "segment_name", "is_high_risk"]
+    for label, original in zip(relabelled.index, permutation, strict=True):
+        assert renamed.loc[label, columns].tolist() == named.loc[original, columns].tolist()
+
+
+def test_high_risk_segments_are_the_planted_delinquent_ones(book: pd.DataFrame, segmented) -> None:
+    out = segmented.assignments.assign(blob=book["blob"])
+    blob_of = out.groupby("segment_id")["blob"].agg(lambda b: b.mode().iloc[0])
+    purity = (out["blob"] == out["segment_id"].map(blob_of)).mean()
+    assert purity > 0.99
+    high = set(blob_of[out.groupby("segment_id")["is_high_risk"].first()])
+    assert high == {"arrears", "defaulting"}
+    assert blob_of[4] == "defaulting"
+    assert blob_of[1] == "affluent"
+    profile = segmented.profile.set_index("segment_id")
+    assert profile["delinquency"][[3, 4]].min() > profile["delinquency"][[1, 2]].max()
+
+
+def test_notebook_vocabulary_where_the_profile_supports_it() -> None:
+    def centroid(**z: float) -> dict[str, float]:
+        return {feature: z.get(feature, 0.0) for feature in FEATURES}
+
+    centroids = pd.DataFrame(
+        [
+            centroid(
+                monthly_income=-0.2,
+                loan_amount=1.2,
+                outstanding_loan_amount=1.0,
+                monthly_emi=0.8,
+                num_missed_payments=1.5,
+                days_past_due=1.5,
+            ),
+            centroid(
+                monthly_income=1.0, loan_amount=-0.1, num_missed_payments=-0.8, days_past_due=-0.8
+            ),
+            centroid(
+                loan_amount=0.2,
+                outstanding_loan_amount=0.9,
+                monthly_emi=1.0,
+                num_missed_payments=0.3,
+                days_past_due=0.3,
+            ),
+            centroid(
+                monthly_income=0.1,
+                loan_amount=0.1,
+                outstanding_loan_amount=0.1,
+                monthly_emi=0.1,
+                num_missed_payments=-0.1,
+                days_past_due=-0.1,
+            ),
+        ]
+    )
+    named = name_segments(centroids).sort_values("segment_id")
+    assert named["segment_name"].tolist() == [
+        "High Income, Low Default Risk",
+        "Moderate Income, Medium Risk",
+        "Moderate Income, High Loan Burden",
+        "High Loan, Higher Default Risk",
+    ]
+    assert named["is_high_risk"].tolist() == [False, False, True, True]
+
+
+MEASURE_OF_WORD = {"Income": "income", "Loan": "loan", "Loan Burden": "burden_level"}
+
+
+def check_claims(named: pd.DataFrame) -> None:
+    """Every word of every name is backed by the segment's profile."""
+    k = len(named)
+    assert sorted(named["segment_id"]) == list(range(1, k + 1))
+    assert named["segment_name"].is_unique
+    assert named["is_high_risk"].sum() == high_risk_count(k)
+    ranked = named.sort_values("segment_id")
+    assert ranked["risk_index"].is_monotonic_increasing
+    assert ranked["is_high_risk"].tolist() == [i > k - k // 2 for i in range(1, k + 1)]
+    for row in named.itertuples():
+        parts = re.sub(r" #\d+$", "", row.segment_name).split(", ")
+        phrase, descriptors = parts[-1], parts[:-1]
+        assert 1 <= len(descriptors) <= 2
+        levels = {
+            "income": row.income,
+            "loan": row.loan,
+            "burden_level": BURDEN_WEIGHT * row.burden,
+        }
+        for descriptor in descriptors:
+            tier, word = descriptor.split(" ", 1)
+            value = levels[MEASURE_OF_WORD[word]]
+            if tier == "High":
+                assert value > TIER_THRESHOLD, row
+            elif tier == "Low":
+                assert value < -TIER_THRESHOLD, row
+            else:
+                assert tier == "Moderate" and abs(value) <= TIER_THRESHOLD, row
+        if phrase == "Low Default Risk":
+            assert row.delinquency < 0 and not row.is_high_risk, row
+        elif phrase == "Higher Default Risk":
+            assert row.delinquency > 0 and row.is_high_risk, row
+        elif phrase == "High Loan Burden":
+            assert levels["burden_level"] > TIER_THRESHOLD and row.is_high_risk, row
+        elif phrase == "Elevated Risk":
+            assert row.is_high_risk, row
+        else:
+            assert phrase == "Medium Risk" and not row.is_high_risk, row
+
+
+def test_names_agree_with_profiles_for_any_k() -> None:
+    rng = np.random.default_rng(11)
+    for k in range(2, 9):
+        for _ in range(25):
+            scale = rng.choice([0.1, 0.5, 1.5])
+            centroids = pd.DataFrame(rng.normal(0, scale, (k, len(FEATURES))), columns=FEATURES)
+            check_claims(name_segments(centroids))
+
+
+def test_identical_profiles_still_get_unique_names() -> None:
+    centroids = pd.DataFrame(np.zeros((3, len(FEATURES))), columns=FEATURES)
+    named = name_segments(centroids)
+    assert named["segment_name"].is_unique
+    check_claims(named)
+
+
+def test_planted_book_names_agree_with_profiles(segmented) -> None:
+    check_claims(segmented.profile)
+    income = segmented.profile.set_index("segment_name")["income"]
+    for name, value in income.items():
+        if "High Income" in name:
+            assert value > 0
+
+
+def test_measures_follow_their_definitions() -> None:
+    centroids = pd.DataFrame([dict.fromkeys(FEATURES, 0.0)])
+    centroids.loc[0, ["loan_amount", "outstanding_loan_amount", "monthly_emi"]] = [0.3, 0.6, 0.9]
+    centroids.loc[0, ["monthly_income", "num_missed_payments", "days_past_due"]] = [0.2, 1.0, 2.0]
+    measures = profile_measures(centroids).iloc[0]
+    assert measures["burden"] == pytest.approx(0.6 - 0.2)
+    assert measures["delinquency"] == pytest.approx(1.5)
+    assert measures["risk_index"] == pytest.approx(1.5 + BURDEN_WEIGHT * 0.4)
+
+
+def test_fitting_on_a_sample_still_assigns_every_loan() -> None:
+    book = make_book(3_000, seed=5)
+    first = segment_loans(book, FEATURES, sample_rows=500)
+    second = assign_segments(book, FEATURES, sample_rows=500)
+    assert len(first.assignments) == len(book)
+    assert first.assignments["segment_id"].notna().all()
+    assert first.profile["size"].sum() == len(book)
+    pd.testing.assert_frame_equal(first.assignments, second)
+    full = assign_segments(book, FEATURES)
+    assert (full["segment_id"] == second["segment_id"]).mean() > 0.99
+
+
+def test_arrow_input_matches_pandas(book: pd.DataFrame, segmented) -> None:
+    table = pa.Table.from_pandas(book, preserve_index=False)
+    chunked = pa.Table.from_batches(table.to_batches(max_chunksize=77))
+    out = assign_segments(chunked, FEATURES)
+    pd.testing.assert_frame_equal(
+        out.astype({"loan_id": str}), segmented.assignments.astype({"loan_id": str})
+    )
+    sampled = assign_segments(chunked, FEATURES, sample_rows=500)
+    pd.testing.assert_frame_equal(
+        sampled.astype({"loan_id": str}),
+        assign_segments(book, FEATURES, sample_rows=500).astype({"loan_id": str}),
+    )
+
+
+def test_chunked_columns_read_like_one_array() -> None:
+    rng = np.random.default_rng(2)
+    whole = rng.normal(size=(1_000, 3))
+    cuts = [0, 1, 250, 251, 600, 999, 1_000]
+    columns = LoanColumns(
+        loan_id=pd.Series(np.arange(1_000)),
+        features=("a", "b", "c"),
+        chunks=tuple(tuple(whole[lo:hi, j] for lo, hi in pairwise(cuts)) for j in range(3)),
+    )
+    for _ in range(50):
+        start, stop = sorted(rng.integers(0, 1_001, 2))
+        assert np.array_equal(columns.block(start, stop, np.float64), whole[start:stop])
+    positions = rng.permutation(1_000)[:300]
+    assert np.array_equal(columns.take(positions, np.float64), whole[positions])
+
+
+def test_other_columns_are_ignored(book: pd.DataFrame, segmented) -> None:
+    extra = book.assign(recovery_status="Written Off", notes="x")
+    pd.testing.assert_frame_equal(assign_segments(extra, FEATURES), segmented.assignments)
+
+
+@pytest.mark.parametrize("rows", ["pandas", "arrow"])
+def test_empty_input_is_a_clear_error(book: pd.DataFrame, rows: str) -> None:
+    empty = book.iloc[:0]
+    data = pa.Table.from_pandas(empty, preserve_index=False) if rows == "arrow" else empty
+    with pytest.raises(ValueError, match="no loans to segment: the input has 0 rows"):
+        assign_segments(data, FEATURES)
+
+
+def test_too_few_loans_for_k(book: pd.DataFrame) -> None:
+    with pytest.raises(ValueError, match="cannot form 4 segments from 3 loan"):
+        assign_segments(book.iloc[:3], FEATURES)
+
+
+def test_k_below_two(book: pd.DataFrame) -> None:
+    with pytest.raises(ValueError, match="n_segments must be at least 2"):
+        assign_segments(book, FEATURES, n_segments=1)
+
+
+def test_leaky_feature_is_rejected(book: pd.DataFrame) -> None:
+    leaky = book.assign(collection_attempts=1)
+    with pytest.raises(ValueError, match=r"collection_attempts.*recorded after the recovery"):
+        assign_segments(leaky, [*FEATURES, "collection_attempts"])
+
+
+def test_missing_columns_are_named(book: pd.DataFrame) -> None:
+    with pytest.raises(ValueError, match=r"missing column\(s\) monthly_emi, days_past_due"):
+        assign_segments(book.drop(columns=["days_past_due", "monthly_emi"]), FEATURES)
+
+
+def test_nulls_are_named_with_their_count(book: pd.DataFrame) -> None:
+    holes = book.copy()
+    holes.loc[[3, 5, 8], "monthly_income"] = np.nan
+    with pytest.raises(ValueError, match="'monthly_income' has 3 null"):
+        assign_segments(holes, FEATURES)
+    table = pa.Table.from_pandas(holes, preserve_index=False)
+    with pytest.raises(ValueError, match="'monthly_income' has 3 null"):
+        assign_segments(table, FEATURES)
+
+
+def test_text_feature_is_rejected(book: pd.DataFrame) -> None:
+    with pytest.raises(ValueError, match="'age' must be numeric"):
+        assign_segments(book.assign(age="forty"), FEATURES)
+
+
+def test_naming_needs_the_profile_features(book: pd.DataFrame) -> None:
+    with pytest.raises(ValueError, match="segment naming needs the features days_past_due"):
+        assign_segments(book, [f for f in FEATURES if f != "days_past_due"])
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_too_few_distinct_loans_for_k(book: pd.DataFrame) -> None:
+    clones = pd.concat([book.iloc[[0]]] * 6, ignore_index=True)
+    clones["loan_id"] = [f"C{i}" for i in range(6)]
+    with pytest.raises(ValueError, match="too few distinct loans for n_segments=4"):
+        assign_segments(clones, FEATURES)
+
+
+def test_parameters_must_be_integers(book: pd.DataFrame) -> None:
+    with pytest.raises(TypeError, match="n_segments must be an integer"):
+        assign_segments(book, FEATURES, n_segments="4")
+    with pytest.raises(TypeError, match="features must be a list"):
+        assign_segments(book, "age")
