@@ -1,0 +1,244 @@
+"""Benchmark the full pipeline against the write-up's approach at several book sizes.
+
+For each N: generate the book as Parquet with ``loan-recovery generate``, run
+the full ``dbt build`` (every model, unit test and data test) on it through
+``loans_path`` into a fresh DuckDB file, and record wall time, peak memory
+(RSS summed over the whole process tree, sampled every 50 ms), each model's
+time from dbt's run_results.json and the model's quality. Beside it, at the
+same N, time the write-up's approach (benchmarks/writeup_baseline.py) on the
+same book as CSV, and report the ratio. Also times the bundled sample build.
+
+Usage:
+    .venv/bin/python benchmarks/run_benchmark.py                  # 100k, 1M, 10M
+    .venv/bin/python benchmarks/run_benchmark.py --rows 1000000   # any N
+Results: a Markdown summary on stdout and JSON in benchmarks/results/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+PROJECT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+RESULTS = PROJECT / "benchmarks" / "results"
+SEED = 42
+
+
+@dataclass
+class Measured:
+    seconds: float
+    peak_rss_mb: float
+    returncode: int
+    output: str = field(repr=False)
+
+
+def _tree_rss_kb(root: int) -> int:
+    """RSS of ``root`` and all its descendants, from /proc (0 for vanished processes)."""
+    total, pending = 0, [root]
+    while pending:
+        pid = pending.pop()
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+            total += next(
+                int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")
+            )
+            for task in Path(f"/proc/{pid}/task").iterdir():
+                children = (task / "children").read_text().split()
+                pending.extend(int(child) for child in children)
+        except (FileNotFoundError, ProcessLookupError, StopIteration):
+            continue
+    return total
+
+
+def measure(command: list[str], env: dict[str, str] | None = None) -> Measured:
+    """Run ``command`` in the project, sampling the process tree's RSS until it exits."""
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        command, cwd=PROJECT, env={**os.environ, **(env or {})},
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    peak = 0
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, _tree_rss_kb(process.pid))
+            time.sleep(0.05)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    output, _ = process.communicate()
+    done.set()
+    sampler.join()
+    return Measured(
+        round(time.perf_counter() - started, 2), round(peak / 1024, 1), process.returncode, output
+    )
+
+
+def generate(rows: int, suffix: str, workdir: Path) -> Path:
+    """The deterministic book of ``rows`` loans (reused when already generated)."""
+    path = workdir / f"book_{rows}.{suffix}"
+    if not path.exists():
+        subprocess.run(
+                [str(BIN / "loan-recovery"), "generate", "--rows", str(rows), "--out", str(path),
+             "--seed", str(SEED)],
+            check=True, stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+    return path
+
+
+def dbt_build(workdir: Path, name: str, loans: Path | None) -> dict[str, Any]:
+    """Full dbt build into a fresh DuckDB file; returns timings, memory and quality."""
+    database = workdir / f"{name}.duckdb"
+    database.unlink(missing_ok=True)
+    target = workdir / f"target_{name}"
+    command = [str(BIN / "dbt"), "build", "--target-path", str(target), "--log-path", str(workdir)]
+    if loans:
+        command += ["--vars", json.dumps({"loans_path": str(loans)})]
+    run = measure(command, env={"LOAN_RECOVERY_DB": str(database)})
+    if run.returncode != 0:
+        raise SystemExit(f"dbt build failed for {name}:\n{run.output[-3000:]}")
+    results = json.loads((target / "run_results.json").read_text())["results"]
+    models = {
+        item["unique_id"].split(".")[-1]: round(item["execution_time"], 2)
+        for item in results
+        if item["unique_id"].startswith("model.")
+    }
+    tests = sum(1 for item in results if item["unique_id"].split(".")[0] in {"test", "unit_test"})
+    with duckdb.connect(str(database), read_only=True) as connection:
+        metrics = connection.execute(
+            "select scored_loans, training_rows, oof_roc_auc_label, roc_auc_outcome, model_version "
+            "from risk_model_metrics"
+        ).fetchone()
+        checksum = connection.execute(
+            "select sum(hash(loan_id || ':' || risk_score::varchar)) % 1000000007 "
+            "from int_loan_risk_scores"
+        ).fetchone()[0]
+    database.unlink(missing_ok=True)
+    return {
+        "seconds": run.seconds,
+        "peak_rss_mb": run.peak_rss_mb,
+        "tests_run": tests,
+        "model_seconds": models,
+        "scored_loans": metrics[0],
+        "training_rows": metrics[1],
+        "oof_roc_auc_label": round(metrics[2], 4),
+        "roc_auc_outcome": round(metrics[3], 4),
+        "model_version": metrics[4],
+        "score_checksum": int(checksum),
+    }
+
+
+def baseline(book: Path) -> dict[str, Any]:
+    run = measure([sys.executable, str(PROJECT / "benchmarks" / "writeup_baseline.py"), str(book)])
+    if run.returncode != 0:
+        raise SystemExit(f"write-up baseline failed:\n{run.output[-3000:]}")
+    return {**json.loads(run.output.strip().splitlines()[-1]), "peak_rss_mb": run.peak_rss_mb}
+
+
+def machine() -> dict[str, Any]:
+    cpu = next(
+        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+         if line.startswith("model name")),
+        platform.processor(),
+    )  # fmt: skip
+    memory_kb = int(Path("/proc/meminfo").read_text().split()[1])
+    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gb": round(memory_kb / 1024**2, 1),
+            "python": platform.python_version(), "duckdb": duckdb.__version__}  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000, 10_000_000])
+    parser.add_argument(
+        "--baseline-max-rows",
+        type=int,
+        default=1_000_000,
+        help="skip the write-up baseline above this N (it needs ~140 s at 1M and grows faster)",
+    )
+    parser.add_argument(
+        "--repeat",
+        action="store_true",
+        help="build each N twice and check the scores are identical",
+    )
+    parser.add_argument(
+        "--workdir", type=Path, help="where books and databases go (default: a temp dir)"
+    )
+    args = parser.parse_args()  # fmt: skip
+
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="loan-recovery-bench-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    report: dict[str, Any] = {
+        "machine": machine(),
+        "sample": dbt_build(workdir, "sample", None),
+        "sizes": [],
+    }
+    for rows in args.rows:
+        entry: dict[str, Any] = {
+            "rows": rows,
+            "pipeline": dbt_build(workdir, f"n{rows}", generate(rows, "parquet", workdir)),
+        }
+        if args.repeat:
+            again = dbt_build(workdir, f"n{rows}_again", generate(rows, "parquet", workdir))
+            entry["deterministic"] = again["score_checksum"] == entry["pipeline"]["score_checksum"]
+        if rows <= args.baseline_max_rows:
+            entry["writeup"] = baseline(generate(rows, "csv", workdir))
+            entry["speedup"] = round(entry["writeup"]["seconds"] / entry["pipeline"]["seconds"], 2)
+        report["sizes"].append(entry)
+        print(json.dumps(entry), file=sys.stderr)
+
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS / f"benchmark-{time.strftime('%Y%m%dT%H%M%S')}.json"
+    out.write_text(json.dumps(report, indent=2))
+    print(summary(report))
+    print(f"\nfull results: {out}")
+
+
+def summary(report: dict[str, Any]) -> str:
+    m, sample = report["machine"], report["sample"]
+    lines = [
+        f"machine: {m['cpu']}, {m['cores']} cores, {m['memory_gb']} GiB; "
+        f"Python {m['python']}, DuckDB {m['duckdb']}",
+        f"bundled sample: dbt build {sample['seconds']} s, peak {sample['peak_rss_mb']} MB",
+        "",
+        "| loans | dbt build (s) | peak RSS (MB) | loans scored | OOF AUC (label) "
+        "| write-up (s) | write-up scored | speed-up |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for entry in report["sizes"]:
+        p, w = entry["pipeline"], entry.get("writeup")
+        writeup = (
+            f"{w['seconds']} | {w['scored_rows']:,} | {entry['speedup']}x"
+            if w
+            else "not run | - | -"
+        )
+        lines.append(
+            f"| {entry['rows']:,} | {p['seconds']} | {p['peak_rss_mb']:,.0f} "
+            f"| {p['scored_loans']:,} | {p['oof_roc_auc_label']} | {writeup} |"
+        )
+    lines.append("")
+    for entry in report["sizes"]:
+        timings = sorted(entry["pipeline"]["model_seconds"].items(), key=lambda item: -item[1])
+        slowest = ", ".join(f"{model} {seconds} s" for model, seconds in timings[:4])
+        lines.append(f"slowest models at {entry['rows']:,}: {slowest}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
