@@ -19,8 +19,8 @@ build: $(INSTALLED)
 	$(BIN)/dbt build
 
 lint: $(INSTALLED)
-	$(BIN)/ruff check src python_tests models
-	$(BIN)/ruff format --check src python_tests models
+	$(BIN)/ruff check src python_tests models benchmarks
+	$(BIN)/ruff format --check src python_tests models benchmarks
 	LOAN_RECOVERY_DB=$$(mktemp -d)/lint.duckdb $(BIN)/sqlfluff lint models tests analysis
 
 test: lint

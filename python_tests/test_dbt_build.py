@@ -132,3 +132,20 @@ def test_public_loan_book_builds_unedited(tmp_path: Path) -> None:
     assert result.scalar("select oof_roc_auc_label from risk_model_metrics") >= 0.95
     for mart in MARTS:
         assert result.scalar(f"select count(*) from {mart}") > 0
+
+
+def test_docs_generate_documents_marts_and_business_rules(
+    sample_build: DbtResult, tmp_path: Path
+) -> None:
+    database = tmp_path / "loans.duckdb"
+    shutil.copy(sample_build.database, database)
+    result = run_dbt(tmp_path, "docs", "generate", database=database)
+    assert result.returncode == 0, result.output
+    catalog = json.loads((tmp_path / "target" / "catalog.json").read_text())
+    documented = {node["metadata"]["name"] for node in catalog["nodes"].values()}
+    assert set(MARTS) <= documented
+    manifest = json.loads((tmp_path / "target" / "manifest.json").read_text())
+    strategies = manifest["nodes"]["model.loan_recovery.recovery_strategies"]
+    assert "settlement_threshold up to and including legal_threshold" in strategies["description"]
+    exposures = {exposure["name"] for exposure in manifest["exposures"].values()}
+    assert exposures == {"loan_recovery_report", "bi_dashboards"}
