@@ -16,7 +16,8 @@ $(INSTALLED): pyproject.toml
 	touch $@
 
 build: $(INSTALLED)
-	$(BIN)/dbt build
+	$(BIN)/loan-recovery build
+	$(BIN)/loan-recovery report
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check src python_tests models benchmarks

@@ -1,35 +1,11 @@
 with
 
-scores as (
-
-    select * from {{ ref('int_loan_risk_scores') }}
-
-),
-
-segments as (
-
-    select * from {{ ref('int_loan_segments') }}
-
-),
-
-loans as (
-
-    select * from {{ ref('stg_loans') }}
-
-),
-
 scored_loans as (
 
     select
-        scores.loan_id,
-        scores.risk_score,
-        scores.is_training_row,
-        scores.model_version,
-        segments.is_high_risk,
-        loans.recovery_status <> 'Fully Recovered' as is_not_fully_recovered
-    from scores
-    inner join segments on scores.loan_id = segments.loan_id
-    inner join loans on scores.loan_id = loans.loan_id
+        *,
+        recovery_status <> 'Fully Recovered' as is_not_fully_recovered
+    from {{ ref('int_loans_scored') }}
 
 ),
 
