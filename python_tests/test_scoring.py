@@ -77,6 +77,16 @@ def test_row_order_does_not_change_scores(training: pd.DataFrame, scored) -> Non
     pd.testing.assert_frame_equal(left, right)
 
 
+def test_sampled_training_is_independent_of_row_order(training: pd.DataFrame) -> None:
+    sample_rows = len(training) // 3
+    first = score_risk(training, FEATURES, sample_rows=sample_rows)
+    shuffled = training.sample(frac=1.0, random_state=5).reset_index(drop=True)
+    again = score_risk(shuffled, FEATURES, sample_rows=sample_rows)
+    left = again.sort_values("loan_id").reset_index(drop=True)
+    right = first.sort_values("loan_id").reset_index(drop=True)
+    pd.testing.assert_frame_equal(left, right)
+
+
 def test_version_changes_with_data_and_features(training: pd.DataFrame, scored) -> None:
     changed = training.copy()
     changed.loc[10, "monthly_income"] += 1.0

@@ -105,6 +105,16 @@ def test_ids_and_names_survive_row_shuffle(book: pd.DataFrame, segmented) -> Non
     pd.testing.assert_frame_equal(by_loan(again), by_loan(segmented.assignments))
 
 
+def test_sampled_fit_is_independent_of_row_order(book: pd.DataFrame) -> None:
+    # DuckDB does not promise row order between builds: a book larger than the
+    # fitting sample must still give every loan the same segment.
+    sample_rows = len(book) // 3
+    first = assign_segments(book, FEATURES, sample_rows=sample_rows)
+    shuffled = book.sample(frac=1.0, random_state=11).reset_index(drop=True)
+    again = assign_segments(shuffled, FEATURES, sample_rows=sample_rows)
+    pd.testing.assert_frame_equal(by_loan(again), by_loan(first))
+
+
 def test_ids_and_names_survive_permuted_kmeans_labels(
     book: pd.DataFrame, segmented, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -317,16 +317,18 @@ def check_count(name: str, value: object, minimum: int) -> None:
 def fitting_sample(loan_id: pd.Series, sample_rows: int, random_state: int) -> NDArray[np.intp]:
     """Positions of the rows a model is fitted on, ordered by ``loan_id``.
 
-    Every row when the book fits in ``sample_rows``, else a uniform sample
-    without replacement drawn with ``numpy.random.default_rng(random_state)``.
-    Ordering the sample by key makes the fit independent of the input's row
-    order whenever the whole book is the sample (KMeans++ seeding and
-    bootstrap draws depend on row positions).
+    Every row when the book fits in ``sample_rows``, else the ``sample_rows``
+    loans whose ids hash lowest under a key derived from ``random_state``: a
+    uniform sample chosen by the ids alone. DuckDB does not promise row order
+    across builds, so a sample drawn by row position would change the model
+    from one build of the same book to the next; ordering the sample by key
+    makes KMeans++ seeding and bootstrap draws independent of row order too.
     """
     n_rows = len(loan_id)
     if n_rows > sample_rows:
-        rng = np.random.default_rng(random_state)
-        positions = np.sort(rng.choice(n_rows, size=sample_rows, replace=False))
+        salt = f"{random_state:016d}"[-16:]
+        hashes = pd.util.hash_pandas_object(loan_id, index=False, hash_key=salt).to_numpy()
+        positions = np.argpartition(hashes, sample_rows - 1)[:sample_rows]
     else:
         positions = np.arange(n_rows)
     order = loan_id.iloc[positions].reset_index(drop=True).argsort(kind="stable").to_numpy()
