@@ -31,7 +31,7 @@ import duckdb
 import pytest
 
 from conftest import valid_loan
-from loan_recovery.config import loan_book_columns, project_dir
+from loan_recovery.config import loan_book_columns, project_dir, project_vars
 from loan_recovery.generate import write_loan_book
 from loan_recovery.publish import (
     EXIT_BAD_INPUT,
@@ -245,6 +245,11 @@ def test_build_info_describes_the_build(base: Build, books: Books) -> None:
     assert info["git_commit"] is None or len(info["git_commit"].split("-")[0]) == 40
     assert info["started_at"] < info["finished_at"]
     assert json.loads(info["dbt_vars"]) == {"scoring_trees": 20}
+    defaults = project_vars()
+    assert (info["legal_threshold"], info["settlement_threshold"]) == (
+        defaults["legal_threshold"],
+        defaults["settlement_threshold"],
+    )
 
 
 def test_served_file_is_tables_only_in_1x_storage_with_no_wal(base: Build) -> None:

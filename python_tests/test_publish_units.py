@@ -230,7 +230,23 @@ def test_bad_vars_are_a_usage_error() -> None:
 def info_for(build_id: str) -> BuildInfo:
     now = datetime.now(UTC)
     return BuildInfo(
-        build_id, now, now, "f.csv", "0" * 64, 1, 3, 3, 0, "m", "0.1.0", None, None, "2", "{}"
+        build_id,
+        now,
+        now,
+        "f.csv",
+        "0" * 64,
+        1,
+        3,
+        3,
+        0,
+        "m",
+        "0.1.0",
+        None,
+        None,
+        "2",
+        "{}",
+        0.75,
+        0.5,
     )
 
 

@@ -48,7 +48,7 @@ import sys
 import time
 import traceback
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
@@ -57,7 +57,7 @@ import duckdb
 import yaml
 
 import loan_recovery
-from loan_recovery.config import DB_PATH_ENV, database_path, project_dir
+from loan_recovery.config import DB_PATH_ENV, database_path, project_dir, project_vars
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -660,6 +660,8 @@ class BuildInfo:
     dbt_version: str | None
     duckdb_version: str
     dbt_vars: str
+    legal_threshold: float
+    settlement_threshold: float
 
 
 BUILD_INFO_DDL = """
@@ -678,7 +680,9 @@ create or replace table main.build_info (
     git_commit varchar,
     dbt_version varchar,
     duckdb_version varchar not null,
-    dbt_vars varchar not null
+    dbt_vars varchar not null,
+    legal_threshold double not null,
+    settlement_threshold double not null
 )
 """
 
@@ -710,26 +714,9 @@ def finalize(
                 f"{info.rows_quarantined} quarantined",
             )
         connection.execute(BUILD_INFO_DDL)
-        connection.execute(
-            "insert into main.build_info values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                info.build_id,
-                info.started_at,
-                info.finished_at,
-                info.input_file,
-                info.input_sha256,
-                info.input_bytes,
-                info.rows_in,
-                info.rows_clean,
-                info.rows_quarantined,
-                info.model_version,
-                info.project_version,
-                info.git_commit,
-                info.dbt_version,
-                info.duckdb_version,
-                info.dbt_vars,
-            ],
-        )
+        values = [getattr(info, column.name) for column in fields(BuildInfo)]
+        placeholders = ", ".join("?" * len(values))
+        connection.execute(f"insert into main.build_info values ({placeholders})", values)
         pause_point("finalize")
         connection.execute("checkpoint")
     if wal_path(database).exists():
@@ -951,6 +938,8 @@ def _describe_build(
     run: DbtRun,
     dbt_vars: Mapping[str, Any],
 ) -> Callable[[duckdb.DuckDBPyConnection], BuildInfo]:
+    in_force = {**project_vars(), **dbt_vars}
+
     def describe(connection: duckdb.DuckDBPyConnection) -> BuildInfo:
         return BuildInfo(
             build_id=build_id,
@@ -968,6 +957,10 @@ def _describe_build(
             dbt_version=((run.results or {}).get("metadata") or {}).get("dbt_version"),
             duckdb_version=duckdb.__version__,
             dbt_vars=json.dumps(dict(dbt_vars), sort_keys=True),
+            # The thresholds in force, defaults included, so readers need not
+            # know this checkout's dbt_project.yml.
+            legal_threshold=float(in_force["legal_threshold"]),
+            settlement_threshold=float(in_force["settlement_threshold"]),
         )
 
     return describe
