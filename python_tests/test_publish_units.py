@@ -14,7 +14,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from loan_recovery import publish
+from loan_recovery import dbt_results, publish
 from loan_recovery.config import project_dir
 from loan_recovery.publish import (
     EXIT_BUSY,
@@ -72,7 +72,7 @@ def build_id_of(path: Path) -> str | None:
     ],
 )
 def test_first_meaningful_line(message: str, expected: str) -> None:
-    assert publish.first_meaningful_line(message) == expected
+    assert dbt_results.first_meaningful_line(message) == expected
 
 
 def result(unique_id: str, status: str, message: str, started: str = "2026-01-01T00:00:01Z"):
