@@ -60,10 +60,21 @@
             {%- if column.lower() not in found_columns -%}{%- do missing.append(column) -%}{%- endif -%}
         {%- endfor -%}
         {%- if missing -%}
+            {%- set found_names = described.columns[0].values() -%}
+            {%- set delimiter_hint = [] -%}
+            {%- if found_names | length == 1 -%}
+                {%- for candidate in [';', '\t', '|'] if candidate in found_names[0] -%}
+                    {%- do delimiter_hint.append(
+                        "the header is one column, so the file looks " ~ ("tab" if candidate == '\t' else "'" ~ candidate ~ "'") ~ "-separated; "
+                    ) -%}
+                {%- endfor -%}
+            {%- endif -%}
             {{ exceptions.raise_compiler_error(
-                prefix ~ "missing columns " ~ missing | join(', ')
-                ~ " (found " ~ found_columns | length ~ ": " ~ described.columns[0].values()[:5] | join(', ')
-                ~ (", ..." if found_columns | length > 5 else "")
+                prefix ~ (delimiter_hint | first if delimiter_hint else "")
+                ~ "missing columns " ~ missing[:5] | join(', ')
+                ~ (" and " ~ (missing | length - 5) ~ " more" if missing | length > 5 else "")
+                ~ " (found " ~ found_names | length ~ ": " ~ found_names[:5] | join(', ') | truncate(120)
+                ~ (", ..." if found_names | length > 5 else "")
                 ~ "); a loan book needs a header row with the 21 columns, comma-separated"
             ) }}
         {%- endif -%}

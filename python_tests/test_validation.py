@@ -208,7 +208,12 @@ def _missing_column(path: Path) -> None:
 UNREADABLE_FILES: list[tuple[str, str, Callable[[Path], None] | None, str]] = [
     ("empty file", "loans.csv", lambda path: path.write_bytes(b""), "the file is empty"),
     ("header only", "loans.csv", _header_only, "has a header but no loan rows"),
-    ("wrong delimiter", "loans.csv", _semicolons, "missing columns Borrower_ID"),
+    (
+        "wrong delimiter",
+        "loans.csv",
+        _semicolons,
+        "looks ';'-separated; missing columns Borrower_ID",
+    ),
     ("missing column", "loans.csv", _missing_column, "missing columns Legal_Action_Taken"),
     ("no such file", "absent.csv", None, "no such file"),
     (
