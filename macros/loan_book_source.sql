@@ -16,7 +16,8 @@
             (select row_number() over () as source_row_number, * from {{ loan_book_reader(path) }})
         {%- endif -%}
     {%- else -%}
-        (select rowid + 1 as source_row_number, * from {{ ref('sample_loan_book') }})
+        {#- row_number, not rowid: `dbt build --empty` wraps refs in a subquery, which has no rowid -#}
+        (select row_number() over () as source_row_number, * from {{ ref('sample_loan_book') }})
     {%- endif -%}
 {% endmacro %}
 
