@@ -13,10 +13,10 @@ from sklearn.cluster import KMeans
 
 from loan_recovery import segmentation
 from loan_recovery.config import cluster_features
+from loan_recovery.model_input import LoanColumns
 from loan_recovery.segmentation import (
     BURDEN_WEIGHT,
     TIER_THRESHOLD,
-    LoanColumns,
     assign_segments,
     high_risk_count,
     name_segments,

@@ -49,7 +49,7 @@ from numpy.typing import NDArray
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.model_selection import KFold
 
-from loan_recovery.segmentation import (
+from loan_recovery.model_input import (
     KEY,
     LoanColumns,
     check_count,

@@ -67,13 +67,19 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 from numpy.typing import NDArray
 from sklearn.cluster import KMeans
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
-from loan_recovery.config import post_outcome_columns
+from loan_recovery.model_input import (
+    KEY,
+    LoanColumns,
+    check_count,
+    fitting_sample,
+    read_loan_columns,
+    string_column,
+)
 
 __all__ = [
     "BURDEN_WEIGHT",
@@ -83,23 +89,14 @@ __all__ = [
     "INCOME_FEATURE",
     "LOAN_FEATURE",
     "TIER_THRESHOLD",
-    "LoanColumns",
     "Segmentation",
     "assign_segments",
-    "check_count",
-    "check_features",
-    "column_series",
-    "fitting_sample",
     "high_risk_count",
     "name_segments",
     "profile_measures",
     "profile_segments",
-    "read_loan_columns",
     "segment_loans",
-    "string_column",
 ]
-
-KEY = "loan_id"
 
 INCOME_FEATURE = "monthly_income"
 LOAN_FEATURE = "loan_amount"
@@ -126,220 +123,6 @@ ELEVATED_RISK = "Elevated Risk"
 
 CHUNK_ROWS = 1 << 18
 """Rows per block when assigning: bounds the temporary arrays to a few MB whatever the book size."""
-
-
-# --------------------------------------------------------------------------- input
-
-
-def _bounds(pieces: Sequence[NDArray[np.generic]]) -> NDArray[np.int64]:
-    """Start offsets of consecutive arrays, plus the total length."""
-    return np.cumsum([0, *(len(piece) for piece in pieces)], dtype=np.int64)
-
-
-@dataclass(frozen=True)
-class LoanColumns:
-    """Validated model input: the loan ids and each feature as numpy chunks.
-
-    A feature is kept as the input holds it: one zero-copy numpy view per
-    Arrow chunk (or the pandas column's own array), and rows are only stacked
-    into a float matrix a block or a sample at a time. A 10M-row book thus
-    never needs a second full-size copy of its features.
-    """
-
-    loan_id: pd.Series
-    features: tuple[str, ...]
-    chunks: tuple[tuple[NDArray[np.generic], ...], ...]
-    """``chunks[j]`` holds feature ``j`` as consecutive 1-D arrays."""
-
-    @property
-    def n_rows(self) -> int:
-        return len(self.loan_id)
-
-    def block(self, start: int, stop: int, dtype: type[np.floating]) -> NDArray[np.floating]:
-        """Rows ``start:stop`` as a C-ordered ``(stop - start, n_features)`` array."""
-        out = np.empty((stop - start, len(self.chunks)), dtype=dtype)
-        for j, pieces in enumerate(self.chunks):
-            bounds = _bounds(pieces)
-            i = int(np.searchsorted(bounds, start, side="right")) - 1
-            while i < len(pieces) and bounds[i] < stop:
-                lo, hi = max(start, int(bounds[i])), min(stop, int(bounds[i + 1]))
-                out[lo - start : hi - start, j] = pieces[i][lo - bounds[i] : hi - bounds[i]]
-                i += 1
-        return out
-
-    def take(self, positions: NDArray[np.intp], dtype: type[np.floating]) -> NDArray[np.floating]:
-        """The rows at ``positions``, in that order, as a C-ordered 2-D array."""
-        order = np.argsort(positions, kind="stable")
-        ordered = positions[order]
-        out = np.empty((len(positions), len(self.chunks)), dtype=dtype)
-        for j, pieces in enumerate(self.chunks):
-            bounds = _bounds(pieces)
-            cuts = np.searchsorted(ordered, bounds)
-            for i, piece in enumerate(pieces):
-                lo, hi = cuts[i], cuts[i + 1]
-                if hi > lo:
-                    out[order[lo:hi], j] = piece[ordered[lo:hi] - bounds[i]]
-        return out
-
-
-def check_features(features: Sequence[str], forbidden: Sequence[str] = ()) -> tuple[str, ...]:
-    """Reject feature lists that would leak the outcome or make no sense.
-
-    A feature recorded after the recovery outcome (``post_outcome_columns``)
-    or the model's own label would let the model see the answer.
-    """
-    if isinstance(features, str):
-        raise TypeError("features must be a list of column names, not one string")
-    names = tuple(features)
-    if not names:
-        raise ValueError("no features given: pass the cluster_features list")
-    duplicated = sorted({name for name in names if names.count(name) > 1})
-    if duplicated:
-        raise ValueError(f"features listed more than once: {', '.join(duplicated)}")
-    if KEY in names:
-        raise ValueError(f"'{KEY}' is the key, not a feature")
-    leaks = [name for name in names if name in set(post_outcome_columns())]
-    if leaks:
-        raise ValueError(
-            f"feature(s) {', '.join(leaks)} are recorded after the recovery outcome "
-            "(post_outcome_columns) and would leak it into the model; remove them"
-        )
-    own = [name for name in names if name in set(forbidden)]
-    if own:
-        raise ValueError(f"feature(s) {', '.join(own)} are the model's label and would leak it")
-    return names
-
-
-def column_series(data: pd.DataFrame | pa.Table, name: str) -> pd.Series:
-    """Column ``name`` of a DataFrame or Arrow table as a Series with a 0..n-1 index."""
-    if isinstance(data, pa.Table):
-        return data.column(name).to_pandas()
-    column = data[name]
-    if isinstance(column, pd.DataFrame):
-        raise ValueError(f"the input has more than one column named '{name}'")
-    return column.reset_index(drop=True)
-
-
-def _bad_value_error(name: str, bad: int, n_rows: int) -> ValueError:
-    return ValueError(
-        f"feature '{name}' has {bad} null or non-finite value(s) in {n_rows} rows; "
-        "impute or exclude them upstream before modelling"
-    )
-
-
-def _count_non_finite(pieces: Sequence[NDArray[np.generic]]) -> int:
-    return sum(
-        int(np.count_nonzero(~np.isfinite(piece))) for piece in pieces if piece.dtype.kind == "f"
-    )
-
-
-def _arrow_feature(column: pa.ChunkedArray, name: str) -> tuple[NDArray[np.generic], ...]:
-    kind = column.type
-    if pa.types.is_decimal(kind):
-        column = column.cast(pa.float64())
-    elif not (pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind)):
-        raise ValueError(f"feature '{name}' must be numeric, got Arrow type {kind}")
-    if column.null_count:
-        nan = sum(
-            int(np.count_nonzero(~np.isfinite(chunk.drop_null().to_numpy())))
-            for chunk in column.chunks
-            if pa.types.is_floating(chunk.type)
-        )
-        raise _bad_value_error(name, column.null_count + nan, len(column))
-    pieces = tuple(chunk.to_numpy(zero_copy_only=False) for chunk in column.chunks if len(chunk))
-    bad = _count_non_finite(pieces)
-    if bad:
-        raise _bad_value_error(name, bad, len(column))
-    return pieces
-
-
-def _pandas_feature(series: pd.Series, name: str) -> tuple[NDArray[np.generic], ...]:
-    dtype = series.dtype
-    if not pd.api.types.is_numeric_dtype(dtype):
-        raise ValueError(f"feature '{name}' must be numeric, got dtype {dtype}")
-    if isinstance(dtype, np.dtype):
-        values = series.to_numpy()
-    else:
-        values = series.to_numpy(dtype=np.float64, na_value=np.nan)
-    bad = _count_non_finite([values])
-    if bad:
-        raise _bad_value_error(name, bad, len(values))
-    return (values,)
-
-
-def read_loan_columns(
-    data: pd.DataFrame | pa.Table,
-    features: Sequence[str],
-    *,
-    action: str,
-    extra_columns: Sequence[str] = (),
-) -> LoanColumns:
-    """Validate ``data`` and return its key and features as numpy chunks.
-
-    ``action`` words the empty-input error ("no loans to <action>"): dbt's
-    ``build --empty`` hands Python models 0-row frames, and that must read as
-    what it is rather than as a numpy error. ``extra_columns`` must be present
-    too (e.g. the label); the caller reads them. Other columns are ignored.
-    """
-    names = check_features(features, forbidden=extra_columns)
-    if not isinstance(data, pd.DataFrame | pa.Table):
-        raise TypeError(f"expected a pandas DataFrame or pyarrow Table, got {type(data).__name__}")
-    available = list(data.column_names if isinstance(data, pa.Table) else data.columns)
-    required = [KEY, *names, *extra_columns]
-    missing = [name for name in required if name not in available]
-    if missing:
-        raise ValueError(
-            f"input is missing column(s) {', '.join(missing)}; "
-            f"it has: {', '.join(map(str, available))}"
-        )
-    n_rows = data.num_rows if isinstance(data, pa.Table) else len(data)
-    if n_rows == 0:
-        raise ValueError(f"no loans to {action}: the input has 0 rows")
-    loan_id = column_series(data, KEY)
-    null_ids = int(loan_id.isna().sum())
-    if null_ids:
-        raise ValueError(f"'{KEY}' has {null_ids} null value(s); every loan needs its key")
-    if isinstance(data, pa.Table):
-        chunks = tuple(_arrow_feature(data.column(name), name) for name in names)
-    else:
-        chunks = tuple(_pandas_feature(column_series(data, name), name) for name in names)
-    return LoanColumns(loan_id=loan_id, features=names, chunks=chunks)
-
-
-def check_count(name: str, value: object, minimum: int) -> None:
-    """Reject a non-integer or too-small count (dbt config values are easy to get as text)."""
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise TypeError(f"{name} must be an integer, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be at least {minimum}, got {value}")
-
-
-def fitting_sample(loan_id: pd.Series, sample_rows: int, random_state: int) -> NDArray[np.intp]:
-    """Positions of the rows a model is fitted on, ordered by ``loan_id``.
-
-    Every row when the book fits in ``sample_rows``, else the ``sample_rows``
-    loans whose ids hash lowest under a key derived from ``random_state``: a
-    uniform sample chosen by the ids alone. DuckDB does not promise row order
-    across builds, so a sample drawn by row position would change the model
-    from one build of the same book to the next; ordering the sample by key
-    makes KMeans++ seeding and bootstrap draws independent of row order too.
-    """
-    n_rows = len(loan_id)
-    if n_rows > sample_rows:
-        salt = f"{random_state:016d}"[-16:]
-        hashes = pd.util.hash_pandas_object(loan_id, index=False, hash_key=salt).to_numpy()
-        positions = np.argpartition(hashes, sample_rows - 1)[:sample_rows]
-    else:
-        positions = np.arange(n_rows)
-    order = loan_id.iloc[positions].reset_index(drop=True).argsort(kind="stable").to_numpy()
-    return positions[order].astype(np.intp)
-
-
-def string_column(names: Sequence[str], codes: NDArray[np.integer]) -> pd.Series:
-    """``names[codes]`` as a pandas ``str`` column, built in Arrow (no per-row Python objects)."""
-    values = pc.take(pa.array(list(names), type=pa.large_string()), np.asarray(codes))
-    target = pd.StringDtype(storage="pyarrow", na_value=np.nan)
-    return pd.Series(values.to_pandas(types_mapper={pa.large_string(): target}.get))
 
 
 # --------------------------------------------------------------------------- naming
