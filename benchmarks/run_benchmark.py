@@ -126,7 +126,7 @@ def dbt_build(workdir: Path, name: str, loans: Path | None) -> dict[str, Any]:
         ).fetchone()
         checksum = connection.execute(
             "select sum(hash(loan_id || ':' || risk_score::varchar)) % 1000000007 "
-            "from int_loan_risk_scores"
+            "from intermediate.int_loan_risk_scores"
         ).fetchone()[0]
     database.unlink(missing_ok=True)
     return {

@@ -57,7 +57,7 @@
         {%- set described = run_query("describe select * from " ~ loan_book_reader(path)) -%}
         {%- set found_columns = described.columns[0].values() | map('lower') | list -%}
         {%- set missing = [] -%}
-        {%- for column in var('loan_book_columns') -%}
+        {%- for column in reference('loan_book_columns') -%}
             {%- if column.lower() not in found_columns -%}{%- do missing.append(column) -%}{%- endif -%}
         {%- endfor -%}
         {%- if missing -%}

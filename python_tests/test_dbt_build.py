@@ -31,11 +31,11 @@ def test_sample_build_runs_every_node_and_passes(sample_build: DbtResult) -> Non
 
 
 def test_every_valid_loan_gets_segment_score_and_strategy(sample_build: DbtResult) -> None:
-    loans = sample_build.scalar("select count(*) from stg_loans")
+    loans = sample_build.scalar("select count(*) from staging.stg_loans")
     assert loans > 0
     for table in ["int_loan_segments", "int_loan_risk_scores", "recovery_strategies"]:
         assert sample_build.scalar(f"select count(distinct loan_id) from {table}") == loans, table
-    rows_in = sample_build.scalar("select count(*) from sample_loan_book")
+    rows_in = sample_build.scalar("select count(*) from staging.sample_loan_book")
     quarantined = sample_build.scalar("select count(*) from quarantined_loans")
     assert rows_in == loans + quarantined
 
@@ -47,8 +47,8 @@ def test_feature_list_has_no_post_outcome_column() -> None:
 
 def test_sql_auc_matches_sklearn(sample_build: DbtResult) -> None:
     rows = sample_build.query(
-        "select s.risk_score, g.is_high_risk from int_loan_risk_scores s "
-        "join int_loan_segments g using (loan_id) where s.is_training_row"
+        "select s.risk_score, g.is_high_risk from intermediate.int_loan_risk_scores s "
+        "join intermediate.int_loan_segments g using (loan_id) where s.is_training_row"
     )
     expected = roc_auc_score([label for _, label in rows], [score for score, _ in rows])
     assert sample_build.scalar("select oof_roc_auc_label from risk_model_metrics") == pytest.approx(
@@ -63,7 +63,7 @@ def _strategy_recount(result: DbtResult, legal: float, settlement: float) -> dic
             count(*) filter (where risk_score > {legal}),
             count(*) filter (where risk_score >= {settlement} and risk_score <= {legal}),
             count(*) filter (where risk_score < {settlement})
-        from int_loan_risk_scores
+        from intermediate.int_loan_risk_scores
         """
     )[0]
     return dict(zip(["legal", "settlement", "reminders"], recount, strict=True))
@@ -127,7 +127,7 @@ def test_vars_defaults_are_the_documented_ones() -> None:
 def test_public_loan_book_builds_unedited(tmp_path: Path) -> None:
     result = run_dbt(tmp_path, "build", dbt_vars={"loans_path": str(PUBLIC_LOAN_BOOK)})
     assert result.returncode == 0, result.output
-    assert result.scalar("select count(*) from stg_loans") == 500
+    assert result.scalar("select count(*) from staging.stg_loans") == 500
     assert result.scalar("select count(*) from recovery_strategies") == 500
     assert result.scalar("select oof_roc_auc_label from risk_model_metrics") >= 0.95
     for mart in MARTS:
@@ -166,5 +166,8 @@ def test_builds_of_the_same_book_give_identical_scores(tmp_path: Path) -> None:
     first, second = (build.query(checks) for build in builds)
     assert first == second
     assert (
-        builds[0].scalar("select count(*) from int_loan_risk_scores where is_training_row") == 900
+        builds[0].scalar(
+            "select count(*) from intermediate.int_loan_risk_scores where is_training_row"
+        )
+        == 900
     )

@@ -482,7 +482,7 @@ def read(connection):
     build_id, rows_in, rows_clean, rows_quarantined = connection.execute(
         "select build_id, rows_in, rows_clean, rows_quarantined from build_info"
     ).fetchone()
-    clean = connection.execute("select count(*) from stg_loans").fetchone()[0]
+    clean = connection.execute("select count(*) from staging.stg_loans").fetchone()[0]
     time.sleep(0.002)
     strategies = connection.execute("select count(*) from recovery_strategies").fetchone()[0]
     quarantined = connection.execute("select count(*) from quarantined_loans").fetchone()[0]
@@ -649,12 +649,12 @@ def test_messy_book_builds_with_bad_rows_quarantined_with_reasons(
     for number, (kind, _, reason) in enumerate(MESSY_BAD_ROWS):
         assert reason in reasons.get(f"BAD_{number}", ""), (kind, reasons.get(f"BAD_{number}"))
     # BOM, CRLF, an extra column and quoted commas in text do not disturb the good rows.
-    assert query(served, "select count(*) from stg_loans where legal_action_taken is null") == [
-        (0,)
-    ]
+    assert query(
+        served, "select count(*) from staging.stg_loans where legal_action_taken is null"
+    ) == [(0,)]
     odd = query(
         served,
-        "select borrower_id, gender, payment_history, loan_type from stg_loans "
+        "select borrower_id, gender, payment_history, loan_type from staging.stg_loans "
         "where loan_id in ('LN_800001', 'LN_800002') order by loan_id",
     )
     assert odd == [

@@ -97,11 +97,12 @@ def test_loan_amount_bars_are_exact_sql_bins(
     connection: duckdb.DuckDBPyConnection, figures: dict[str, go.Figure]
 ) -> None:
     (bars,) = traces(figures["loan_amount_distribution"], "bar")
-    assert sum(bars.y) == sql(connection, "select count(*) from stg_loans")[0][0]
+    assert sum(bars.y) == sql(connection, "select count(*) from staging.stg_loans")[0][0]
     for (start, end), loans in zip(bars.customdata, bars.y, strict=True):
         expected = sql(
             connection,
-            f"select count(*) from stg_loans where loan_amount >= {start} and loan_amount < {end}",
+            f"select count(*) from staging.stg_loans "
+            f"where loan_amount >= {start} and loan_amount < {end}",
         )[0][0]
         assert loans == expected, (start, end)
 
@@ -117,7 +118,7 @@ def test_payment_history_bars_equal_sql_counts(
     }
     expected = sql(
         connection,
-        "select payment_history, recovery_status, count(*) from stg_loans group by all",
+        "select payment_history, recovery_status, count(*) from staging.stg_loans group by all",
     )
     assert drawn == {(history, status): count for history, status, count in expected}
 
@@ -131,7 +132,7 @@ def test_missed_payment_boxes_are_exact_quartiles_with_sampled_points(
         connection,
         "select recovery_status, quantile_cont(num_missed_payments, 0.25), "
         "quantile_cont(num_missed_payments, 0.5), quantile_cont(num_missed_payments, 0.75), "
-        "max(num_missed_payments) from stg_loans group by all",
+        "max(num_missed_payments) from staging.stg_loans group by all",
     )
     assert set(stats) == {row[0] for row in expected}
     for status, q1, median, q3, largest in expected:

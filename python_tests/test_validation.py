@@ -172,16 +172,18 @@ def test_valid_and_normalized_rows_reach_staging(
     validated: tuple[DbtResult, dict[str, int]],
 ) -> None:
     result, _ = validated
-    assert result.scalar("select count(*) from stg_loans") == VALID_ROWS + len(NORMALIZED_ROWS)
+    assert result.scalar("select count(*) from staging.stg_loans") == VALID_ROWS + len(
+        NORMALIZED_ROWS
+    )
     for number, (_, expected) in enumerate(NORMALIZED_ROWS, start=500):
         columns = ", ".join(expected)
-        got = result.query(f"select {columns} from stg_loans where loan_id = 'LN_{number}'")
+        got = result.query(f"select {columns} from staging.stg_loans where loan_id = 'LN_{number}'")
         assert got == [tuple(expected.values())]
 
 
 def test_rows_in_equal_clean_plus_quarantined(validated: tuple[DbtResult, dict[str, int]]) -> None:
     result, case_rows = validated
-    clean = result.scalar("select count(*) from stg_loans")
+    clean = result.scalar("select count(*) from staging.stg_loans")
     quarantined = result.scalar("select count(*) from quarantined_loans")
     rows_in = VALID_ROWS + len(BROKEN_ROWS) + len(NORMALIZED_ROWS) + 2
     assert clean + quarantined == rows_in

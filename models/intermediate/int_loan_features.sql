@@ -11,7 +11,7 @@ final as (
     select
         loan_id,
         borrower_id,
-        {%- for feature in var('cluster_features') %}
+        {%- for feature in reference('cluster_features') %}
         cast({{ feature }} as double) as {{ feature }},
         {%- endfor %}
         monthly_emi / nullif(monthly_income, 0) as emi_to_income_ratio,

@@ -19,7 +19,7 @@ profiles as (
         segments.segment_name,
         segments.is_high_risk,
         count(*) as loan_count,
-        {%- for feature in var('cluster_features') %}
+        {%- for feature in reference('cluster_features') %}
         avg(features.{{ feature }}) as mean_{{ feature }},
         {%- endfor %}
         avg(features.emi_to_income_ratio) as mean_emi_to_income_ratio,

@@ -12,17 +12,24 @@ strategy_catalog as (
 
 ),
 
+settings as (
+
+    select * from {{ ref('run_settings') }}
+
+),
+
 -- The business rule, in one place (docs block strategy_thresholds).
 assigned as (
 
     select
-        *,
+        scored_loans.*,
         case
-            when risk_score > {{ var('legal_threshold') }} then 'legal'
-            when risk_score >= {{ var('settlement_threshold') }} then 'settlement'
+            when scored_loans.risk_score > settings.legal_threshold then 'legal'
+            when scored_loans.risk_score >= settings.settlement_threshold then 'settlement'
             else 'reminders'
         end as strategy_code
     from scored_loans
+    cross join settings
 
 ),
 

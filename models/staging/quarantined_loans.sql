@@ -16,7 +16,7 @@ rejected as (
 final as (
 
     select
-        {%- for column in var('loan_book_columns') %}
+        {%- for column in reference('loan_book_columns') %}
         raw_{{ column | lower }} as {{ column }},
         {%- endfor %}
         source_row_number,

@@ -39,14 +39,14 @@ parsed as (
 
     select
         source_row_number,
-        {%- for column in var('loan_book_columns') %}
+        {%- for column in reference('loan_book_columns') %}
         {{ column }} as raw_{{ column | lower }},
         {%- endfor %}
         {%- for rule in numeric_rules %}
         try_cast({{ rule.source }} as double) as {{ rule.name }},
         {%- endfor %}
         {%- for source, name in category_columns.items() %}
-        {{ normalized_category(source, var('category_values')[name]) }} as {{ name }},
+        {{ normalized_category(source, reference('category_values')[name]) }} as {{ name }},
         {%- endfor %}
         nullif(trim(cast(loan_id as varchar)), '') as loan_id,
         nullif(trim(cast(borrower_id as varchar)), '') as borrower_id
@@ -147,7 +147,7 @@ final as (
 
     select
         source_row_number,
-        {%- for column in var('loan_book_columns') %}
+        {%- for column in reference('loan_book_columns') %}
         case
             when reject_reason <> '' then cast(raw_{{ column | lower }} as varchar)
         end as raw_{{ column | lower }},

@@ -34,6 +34,10 @@ def project_dir() -> Path:
     return root
 
 
+REFERENCE = "reference"
+"""The var holding the project's fixed facts; every other var is a per-run setting."""
+
+
 @cache
 def project_vars() -> dict[str, Any]:
     """The ``vars`` block of ``dbt_project.yml`` (defaults before any ``--vars``)."""
@@ -41,24 +45,34 @@ def project_vars() -> dict[str, Any]:
         return dict(yaml.safe_load(handle)["vars"])
 
 
+def reference() -> dict[str, Any]:
+    """The fixed facts under ``vars.reference``: columns, categories, feature lists."""
+    return dict(project_vars()[REFERENCE])
+
+
+def run_setting_defaults() -> dict[str, Any]:
+    """The per-run settings an analyst may override with ``--vars``, with their defaults."""
+    return {name: value for name, value in project_vars().items() if name != REFERENCE}
+
+
 def loan_book_columns() -> list[str]:
     """The 21 columns of a loan book file, in file order."""
-    return list(project_vars()["loan_book_columns"])
+    return list(reference()["loan_book_columns"])
 
 
 def category_values() -> dict[str, list[str]]:
     """Canonical category values keyed by snake_case column name."""
-    return {column: list(values) for column, values in project_vars()["category_values"].items()}
+    return {column: list(values) for column, values in reference()["category_values"].items()}
 
 
 def cluster_features() -> list[str]:
     """The ten pre-collection numeric features used for segmentation and scoring."""
-    return list(project_vars()["cluster_features"])
+    return list(reference()["cluster_features"])
 
 
 def post_outcome_columns() -> list[str]:
     """Columns recorded after the recovery outcome; a model that uses them leaks."""
-    return list(project_vars()["post_outcome_columns"])
+    return list(reference()["post_outcome_columns"])
 
 
 def snake_case(column: str) -> str:

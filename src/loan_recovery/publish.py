@@ -48,8 +48,8 @@ import sys
 import time
 import traceback
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field, fields
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -57,7 +57,9 @@ import duckdb
 import yaml
 
 import loan_recovery
-from loan_recovery.config import DB_PATH_ENV, database_path, project_dir, project_vars
+from loan_recovery import build_info
+from loan_recovery.build_info import BuildInfo, utc_now
+from loan_recovery.config import DB_PATH_ENV, database_path, project_dir
 from loan_recovery.dbt_results import (
     FAILED_STATUSES,
     NodeFailure,
@@ -188,7 +190,7 @@ def served_path(db: str | os.PathLike[str] | None = None) -> Path:
 
 def new_build_id(now: datetime | None = None) -> str:
     """UTC timestamp plus a short random suffix: sortable, and unique per run."""
-    moment = (now or datetime.now(UTC)).astimezone(UTC)
+    moment = now or utc_now()
     return f"{moment:%Y%m%dT%H%M%S}Z-{secrets.token_hex(3)}"
 
 
@@ -485,7 +487,7 @@ def quarantine_summary(database: Path, loans_label: str) -> str | None:
         return None
     try:
         with duckdb.connect(str(database), read_only=True) as connection:
-            clean = connection.execute("select count(*) from stg_loans").fetchone()
+            clean = connection.execute("select count(*) from staging.stg_loans").fetchone()
             quarantined = connection.execute("select count(*) from quarantined_loans").fetchone()
             if clean is None or quarantined is None or clean[0] != 0 or quarantined[0] == 0:
                 return None
@@ -528,52 +530,6 @@ def _check_every_node_passed(run: DbtRun) -> None:
 # --------------------------------------------------------------------------- finalize, verify
 
 
-@dataclass(frozen=True)
-class BuildInfo:
-    """The row written to ``build_info``: what was built, from what, by which code."""
-
-    build_id: str
-    started_at: datetime
-    finished_at: datetime
-    input_file: str
-    input_sha256: str
-    input_bytes: int
-    rows_in: int
-    rows_clean: int
-    rows_quarantined: int
-    model_version: str | None
-    project_version: str
-    git_commit: str | None
-    dbt_version: str | None
-    duckdb_version: str
-    dbt_vars: str
-    legal_threshold: float
-    settlement_threshold: float
-
-
-BUILD_INFO_DDL = """
-create or replace table main.build_info (
-    build_id varchar not null,
-    started_at timestamp with time zone not null,
-    finished_at timestamp with time zone not null,
-    input_file varchar not null,
-    input_sha256 varchar not null,
-    input_bytes bigint not null,
-    rows_in bigint not null,
-    rows_clean bigint not null,
-    rows_quarantined bigint not null,
-    model_version varchar,
-    project_version varchar not null,
-    git_commit varchar,
-    dbt_version varchar,
-    duckdb_version varchar not null,
-    dbt_vars varchar not null,
-    legal_threshold double not null,
-    settlement_threshold double not null
-)
-"""
-
-
 def _scalar(connection: duckdb.DuckDBPyConnection, sql: str) -> Any:
     row = connection.execute(sql).fetchone()
     return None if row is None else row[0]
@@ -600,10 +556,7 @@ def finalize(
                 f"row counts do not reconcile: {info.rows_in} in, {info.rows_clean} clean, "
                 f"{info.rows_quarantined} quarantined",
             )
-        connection.execute(BUILD_INFO_DDL)
-        values = [getattr(info, column.name) for column in fields(BuildInfo)]
-        placeholders = ", ".join("?" * len(values))
-        connection.execute(f"insert into main.build_info values ({placeholders})", values)
+        build_info.write(connection, info)
         pause_point("finalize")
         connection.execute("checkpoint")
     if wal_path(database).exists():
@@ -808,7 +761,7 @@ class _StepLog:
         self.write(f"step {step} {detail}".rstrip())
 
     def write(self, text: str) -> None:
-        self._handle.write(f"{datetime.now(UTC):%Y-%m-%dT%H:%M:%S.%fZ} {text}\n")
+        self._handle.write(f"{utc_now():%Y-%m-%dT%H:%M:%S.%fZ} {text}\n")
         self._handle.flush()
 
     def close(self) -> None:
@@ -825,29 +778,22 @@ def _describe_build(
     run: DbtRun,
     dbt_vars: Mapping[str, Any],
 ) -> Callable[[duckdb.DuckDBPyConnection], BuildInfo]:
-    in_force = {**project_vars(), **dbt_vars}
-
     def describe(connection: duckdb.DuckDBPyConnection) -> BuildInfo:
         return BuildInfo(
             build_id=build_id,
             started_at=started_at,
-            finished_at=datetime.now(UTC),
+            finished_at=utc_now(),
             input_file=str(input_file),
             input_sha256=input_hash,
             input_bytes=input_bytes,
-            rows_in=int(_scalar(connection, "select count(*) from stg_loan_book__checked")),
-            rows_clean=int(_scalar(connection, "select count(*) from stg_loans")),
+            rows_in=int(_scalar(connection, "select count(*) from staging.stg_loan_book__checked")),
+            rows_clean=int(_scalar(connection, "select count(*) from staging.stg_loans")),
             rows_quarantined=int(_scalar(connection, "select count(*) from quarantined_loans")),
             model_version=_scalar(connection, "select max(model_version) from risk_model_metrics"),
             project_version=loan_recovery.__version__,
             git_commit=git_commit(root),
             dbt_version=((run.results or {}).get("metadata") or {}).get("dbt_version"),
             duckdb_version=duckdb.__version__,
-            dbt_vars=json.dumps(dict(dbt_vars), sort_keys=True),
-            # The thresholds in force, defaults included, so readers need not
-            # know this checkout's dbt_project.yml.
-            legal_threshold=float(in_force["legal_threshold"]),
-            settlement_threshold=float(in_force["settlement_threshold"]),
         )
 
     return describe
@@ -868,7 +814,7 @@ def build(
     """
     root = project or project_dir()
     paths = ServedPaths(served or served_path())
-    started_at = datetime.now(UTC)
+    started_at = utc_now()
     build_id = new_build_id(started_at)
     build_dir = BuildDir(paths.builds / build_id, paths.builds / build_id / paths.served.name)
     with publish_lock(paths, f"build {build_id} since {started_at:%Y-%m-%dT%H:%M:%SZ}"):

@@ -254,7 +254,7 @@ def read_build_facts(connection: duckdb.DuckDBPyConnection, database: str = "") 
         "from risk_model_metrics"
     ).fetchone()
     model_version, metrics_built_at = metrics_row or (None, None)
-    loans = int(_scalar(connection, "select count(*) from stg_loans"))
+    loans = int(_scalar(connection, "select count(*) from staging.stg_loans"))
     quarantined = int(_scalar(connection, "select count(*) from quarantined_loans"))
     warnings: list[str] = []
 
@@ -367,7 +367,7 @@ def _sample(connection: duckdb.DuckDBPyConnection, rows: int) -> pd.DataFrame:
     return connection.execute(
         """
         select loan_id, loan_amount, monthly_income, num_missed_payments, recovery_status
-        from stg_loans
+        from staging.stg_loans
         order by hash(loan_id || $salt), loan_id
         limit $rows
         """,
@@ -377,7 +377,7 @@ def _sample(connection: duckdb.DuckDBPyConnection, rows: int) -> pd.DataFrame:
 
 def _loan_amount_bins(connection: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     low, high = connection.execute(
-        "select min(loan_amount), max(loan_amount) from stg_loans"
+        "select min(loan_amount), max(loan_amount) from staging.stg_loans"
     ).fetchone() or (0, 0)
     width = nice_bin_width(float(low or 0), float(high or 0), LOAN_AMOUNT_TARGET_BINS)
     return connection.execute(
@@ -385,7 +385,7 @@ def _loan_amount_bins(connection: duckdb.DuckDBPyConnection) -> pd.DataFrame:
         select floor(loan_amount / $width) * $width as bin_start,
                floor(loan_amount / $width) * $width + $width as bin_end,
                count(*) as loans
-        from stg_loans group by all order by bin_start
+        from staging.stg_loans group by all order by bin_start
         """,
         {"width": width},
     ).df()
@@ -400,14 +400,14 @@ def _missed_payment_boxes(connection: duckdb.DuckDBPyConnection) -> pd.DataFrame
                    quantile_cont(num_missed_payments, 0.25) as q1,
                    quantile_cont(num_missed_payments, 0.5) as median,
                    quantile_cont(num_missed_payments, 0.75) as q3
-            from stg_loans group by recovery_status
+            from staging.stg_loans group by recovery_status
         )
         select stats.*,
                min(l.num_missed_payments) filter (
                    where l.num_missed_payments >= q1 - 1.5 * (q3 - q1)) as lower_fence,
                max(l.num_missed_payments) filter (
                    where l.num_missed_payments <= q3 + 1.5 * (q3 - q1)) as upper_fence
-        from stats join stg_loans as l using (recovery_status)
+        from stats join staging.stg_loans as l using (recovery_status)
         group by all
         """
     ).df()
@@ -417,7 +417,7 @@ def _feature_stats(connection: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     """Mean and population standard deviation of each profile feature over all loans."""
     selects = " union all ".join(
         f'select \'{name}\' as feature, avg("{name}") as mean, stddev_pop("{name}") as std '
-        "from int_loan_features"
+        "from intermediate.int_loan_features"
         for name in profile_features()
     )
     return connection.execute(selects).df()
@@ -429,11 +429,12 @@ def read_report_data(
     """Run every query the charts need; aggregates are exact, only point clouds are sampled."""
     metrics = connection.execute("select * from risk_model_metrics").df()
     return ReportData(
-        loan_count=int(_scalar(connection, "select count(*) from stg_loans")),
+        loan_count=int(_scalar(connection, "select count(*) from staging.stg_loans")),
         sample=_sample(connection, sample_rows),
         loan_amount_bins=_loan_amount_bins(connection),
         payment_history=connection.execute(
-            "select payment_history, recovery_status, count(*) as loans from stg_loans group by all"
+            "select payment_history, recovery_status, count(*) as loans "
+            "from staging.stg_loans group by all"
         ).df(),
         missed_payment_boxes=_missed_payment_boxes(connection),
         segments=connection.execute("select * from borrower_segments order by segment_id").df(),

@@ -1,0 +1,107 @@
+"""The ``build_info`` table: what ``loan-recovery build`` published, from what, by which code.
+
+Its columns are defined once, by :class:`BuildInfo`; the DDL, the insert and
+the reader are derived from that definition, so a column is added in one
+place. Timestamps are plain ``TIMESTAMP`` values in UTC (no time zone type:
+DuckDB 1.x Python clients need pytz to read ``TIMESTAMPTZ``).
+
+The run settings (thresholds and the like) are not here: the dbt model
+``run_settings`` records them in every build, plain ``dbt build`` included.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime
+from typing import Any
+
+import duckdb
+
+TABLE = "main.build_info"
+
+_SQL_TYPES: dict[type, str] = {
+    str: "varchar",
+    int: "bigint",
+    float: "double",
+    datetime: "timestamp",
+}
+
+
+@dataclass(frozen=True)
+class BuildInfo:
+    """The one row a published build carries in ``build_info``."""
+
+    build_id: str
+    started_at: datetime
+    finished_at: datetime
+    input_file: str
+    input_sha256: str
+    input_bytes: int
+    rows_in: int
+    rows_clean: int
+    rows_quarantined: int
+    model_version: str | None
+    project_version: str
+    git_commit: str | None
+    dbt_version: str | None
+    duckdb_version: str
+
+
+def utc_now() -> datetime:
+    """Now, as a naive UTC datetime: what a ``TIMESTAMP`` column in UTC holds."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _column_types() -> dict[str, tuple[str, bool]]:
+    """Column -> (SQL type, nullable), from the dataclass annotations."""
+    hints = typing.get_type_hints(BuildInfo)
+    columns: dict[str, tuple[str, bool]] = {}
+    for column in fields(BuildInfo):
+        hint = hints[column.name]
+        args = typing.get_args(hint) if isinstance(hint, types.UnionType) else ()
+        nullable = type(None) in args
+        base = next((arg for arg in args if arg is not type(None)), hint)
+        columns[column.name] = (_SQL_TYPES[base], nullable)
+    return columns
+
+
+def create_table_sql() -> str:
+    """``create or replace table main.build_info (...)`` with every column of BuildInfo."""
+    body = ",\n    ".join(
+        f"{name} {sql_type}{'' if nullable else ' not null'}"
+        for name, (sql_type, nullable) in _column_types().items()
+    )
+    return f"create or replace table {TABLE} (\n    {body}\n)"
+
+
+def write(connection: duckdb.DuckDBPyConnection, info: BuildInfo) -> None:
+    """Replace ``build_info`` with the one row ``info``; values are bound, never spliced."""
+    connection.execute(create_table_sql())
+    values = [getattr(info, column.name) for column in fields(BuildInfo)]
+    placeholders = ", ".join("?" * len(values))
+    connection.execute(f"insert into {TABLE} values ({placeholders})", values)
+
+
+def read(connection: duckdb.DuckDBPyConnection) -> BuildInfo | None:
+    """The file's build_info row, or None when the file has none (a plain ``dbt build``).
+
+    A table whose columns are not exactly BuildInfo's (written by another
+    version of this project) reads as None too: the caller then says the
+    build is not described, rather than guessing from other spellings.
+    """
+    schema, table = TABLE.split(".")
+    found = connection.execute(
+        "select column_name from information_schema.columns "
+        "where table_schema = ? and table_name = ? order by ordinal_position",
+        [schema, table],
+    ).fetchall()
+    names = [column.name for column in fields(BuildInfo)]
+    if [row[0] for row in found] != names:
+        return None
+    rows = connection.execute(f"select {', '.join(names)} from {TABLE}").fetchall()
+    if len(rows) != 1:
+        return None
+    values: dict[str, Any] = dict(zip(names, rows[0], strict=True))
+    return BuildInfo(**values)
