@@ -1,26 +1,60 @@
 {#-
-    Runs before anything is built (on-run-start): a strategy run with
-    thresholds that are not numbers in [0, 1], or with the settlement
-    threshold above the legal one, would silently mis-assign every loan.
+    Runs before anything is built (on-run-start). Per-run settings arrive
+    from --vars as user text, so they are judged here, before any model
+    reads them:
+    - `reference` (the project's fixed facts) may not be overridden: a
+      changed category list would silently re-label every loan;
+    - no --vars value may hold Jinja: dbt renders string vars as templates,
+      so '{{ ... }}' in a value would run as code;
+    - thresholds are numbers in [0, 1], settlement not above legal; counts
+      are whole numbers in range; the path is text.
+    Every message starts with "invalid --vars", which `loan-recovery build`
+    reports with exit code 2.
 -#}
 {% macro validate_run_vars() %}
+    {%- set given = invocation_args_dict.get('vars') or {} -%}
+    {%- if given is not mapping -%}
+        {%- set given = fromyaml(given) or {} -%}
+    {%- endif -%}
+    {%- if 'reference' in given -%}
+        {{ exceptions.raise_compiler_error("invalid --vars: 'reference' holds the project's fixed facts (columns, categories, features) and may not be overridden") }}
+    {%- endif -%}
+    {%- for name, value in given.items() -%}
+        {%- set text = value | tojson -%}
+        {%- if '{{' in text or '{%' in text or '{#' in text -%}
+            {{ exceptions.raise_compiler_error("invalid --vars: " ~ name ~ " holds Jinja ('{{', '{%' or '{#'); values are data, never templates") }}
+        {%- endif -%}
+    {%- endfor -%}
+
     {%- set legal = var('legal_threshold') -%}
     {%- set settlement = var('settlement_threshold') -%}
     {%- for name, value in [('legal_threshold', legal), ('settlement_threshold', settlement)] -%}
         {%- if value is not number or value is boolean or value < 0 or value > 1 -%}
             {{ exceptions.raise_compiler_error(
-                name ~ " must be a number between 0 and 1, got " ~ value ~ "; pass it as --vars '{" ~ name ~ ": 0.6}'"
+                "invalid --vars: " ~ name ~ " must be a number between 0 and 1, got " ~ value ~ "; pass it as --vars '{" ~ name ~ ": 0.6}'"
             ) }}
         {%- endif -%}
     {%- endfor -%}
     {%- if settlement > legal -%}
         {{ exceptions.raise_compiler_error(
-            "settlement_threshold (" ~ settlement ~ ") must not be above legal_threshold (" ~ legal ~ ")"
+            "invalid --vars: settlement_threshold (" ~ settlement ~ ") must not be above legal_threshold (" ~ legal ~ ")"
         ) }}
     {%- endif -%}
-    {%- set segments = var('n_segments') -%}
-    {%- if segments is not number or segments is boolean or segments < 2 -%}
-        {{ exceptions.raise_compiler_error("n_segments must be a whole number of at least 2, got " ~ segments) }}
+
+    {%- for name, minimum in [('n_segments', 2), ('segmentation_sample_rows', 2), ('scoring_sample_rows', 2), ('scoring_trees', 1), ('random_state', 0)] -%}
+        {%- set value = var(name) -%}
+        {%- if value is not number or value is boolean or value != value | int or value < minimum -%}
+            {{ exceptions.raise_compiler_error("invalid --vars: " ~ name ~ " must be a whole number of at least " ~ minimum ~ ", got " ~ value) }}
+        {%- endif -%}
+    {%- endfor -%}
+
+    {%- set ratio = var('max_outstanding_to_loan_ratio') -%}
+    {%- if ratio is not number or ratio is boolean or ratio < 1 -%}
+        {{ exceptions.raise_compiler_error("invalid --vars: max_outstanding_to_loan_ratio must be a number of at least 1, got " ~ ratio) }}
+    {%- endif -%}
+
+    {%- if var('loans_path') is not string -%}
+        {{ exceptions.raise_compiler_error("invalid --vars: loans_path must be a file path (text), got " ~ var('loans_path')) }}
     {%- endif -%}
     select 1
 {% endmacro %}

@@ -1,29 +1,42 @@
--- Rows in = clean + quarantined: nothing in the loan book is dropped silently.
+-- Nothing in the loan book is dropped silently: every data line of the file,
+-- counted by a reader of its own (macro loan_book_data_lines), belongs to a
+-- row that reached stg_loans or quarantined_loans.
 with
 
-loan_book as (
+file_lines as (
 
-    select count(*) as rows_in from {{ loan_book_source() }}
-
-),
-
-clean as (
-
-    select count(*) as rows_clean from {{ ref('stg_loans') }}
+    select data_lines from {{ loan_book_data_lines() }}
 
 ),
 
-quarantined as (
+checked as (
 
-    select count(*) as rows_quarantined from {{ ref('quarantined_loans') }}
+    select * from {{ ref('stg_loan_book__checked') }}
+
+),
+
+published_rows as (
+
+    select source_row_number from {{ ref('stg_loans') }}
+    union all
+    select source_row_number from {{ ref('quarantined_loans') }}
+
+),
+
+published as (
+
+    select
+        count(*) as published_rows,
+        coalesce(sum(checked.source_line_count), 0) as published_lines
+    from published_rows
+    inner join checked on published_rows.source_row_number = checked.source_row_number
 
 )
 
 select
-    loan_book.rows_in,
-    clean.rows_clean,
-    quarantined.rows_quarantined
-from loan_book
-cross join clean
-cross join quarantined
-where loan_book.rows_in <> clean.rows_clean + quarantined.rows_quarantined
+    file_lines.data_lines,
+    published.published_rows,
+    published.published_lines
+from file_lines
+cross join published
+where file_lines.data_lines is distinct from published.published_lines

@@ -20,6 +20,12 @@ final as (
         raw_{{ column | lower }} as {{ column }},
         {%- endfor %}
         source_row_number,
+        {%- if (loan_book_input() or {}).get('format') == 'csv' %}
+        source_row_number + 1 as source_line_number,
+        {%- else %}
+        null::bigint as source_line_number,
+        {%- endif %}
+        raw_line,
         reject_reason
     from rejected
 

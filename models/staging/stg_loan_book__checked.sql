@@ -1,7 +1,11 @@
 {#-
     Every row of the loan book, parsed and judged once. stg_loans keeps the
     rows that pass; quarantined_loans keeps the rest with their original
-    values. reject_reason lists every rule a row fails ('; '-separated).
+    values. reject_reason lists every rule a row fails ('; '-separated); a
+    row the CSV reader could not split into fields (malformed_reason) is
+    rejected for that alone. An unknown value in a descriptive category is
+    kept, normalised, and listed in unknown_categories: it describes the
+    loan, it is not wrong (docs block validation_rules).
 -#}
 {%- set numeric_rules = [
     {'source': 'Age', 'name': 'age', 'whole': true, 'min': 18, 'max': 100},
@@ -26,6 +30,8 @@
     'Collection_Method': 'collection_method',
     'Legal_Action_Taken': 'legal_action_taken',
 } -%}
+{%- set strict_categories = reference('strict_categories') -%}
+{%- set aliases = reference('category_aliases') -%}
 
 with
 
@@ -39,6 +45,9 @@ parsed as (
 
     select
         source_row_number,
+        source_line_count,
+        malformed_reason,
+        raw_line,
         {%- for column in reference('loan_book_columns') %}
         {{ column }} as raw_{{ column | lower }},
         {%- endfor %}
@@ -46,7 +55,7 @@ parsed as (
         try_cast({{ rule.source }} as double) as {{ rule.name }},
         {%- endfor %}
         {%- for source, name in category_columns.items() %}
-        {{ normalized_category(source, reference('category_values')[name]) }} as {{ name }},
+        {{ normalized_category(source, reference('category_values')[name], aliases.get(name, {})) }} as {{ name }}_canonical,
         {%- endfor %}
         nullif(trim(cast(loan_id as varchar)), '') as loan_id,
         nullif(trim(cast(borrower_id as varchar)), '') as borrower_id
@@ -93,12 +102,11 @@ field_checks as (
         {%- endfor %}
         {%- for source, name in category_columns.items() %}
         case
-            when parsed.{{ name }} is null
-                then
-                    case
-                        when {{ is_blank('parsed.raw_' ~ source | lower) }} then '{{ name }} is missing'
-                        else '{{ name }} has an unknown value'
-                    end
+            when parsed.{{ name }}_canonical is null and {{ is_blank('parsed.raw_' ~ source | lower) }}
+                then '{{ name }} is missing'
+            {%- if name in strict_categories %}
+            when parsed.{{ name }}_canonical is null then '{{ name }} has an unknown value'
+            {%- endif %}
         end as {{ name }}_problem,
         {%- endfor %}
         duplicate_loan_ids.loan_id is not null as is_duplicate_loan_id
@@ -113,7 +121,7 @@ judged as (
 
     select
         *,
-        concat_ws(
+        coalesce(malformed_reason, concat_ws(
             '; ',
             loan_id_problem,
             case when is_duplicate_loan_id then 'loan_id is duplicated' end,
@@ -127,8 +135,8 @@ judged as (
             case
                 when
                     outstanding_loan_amount_problem is null and loan_amount_problem is null
-                    and outstanding_loan_amount > loan_amount
-                    then 'outstanding_loan_amount is above loan_amount'
+                    and outstanding_loan_amount > {{ var('max_outstanding_to_loan_ratio') }} * loan_amount
+                    then 'outstanding_loan_amount is above {{ var('max_outstanding_to_loan_ratio') }} x loan_amount'
             end,
             case
                 when
@@ -136,7 +144,13 @@ judged as (
                     and num_missed_payments > loan_tenure
                     then 'num_missed_payments is above loan_tenure'
             end
-        ) as reject_reason
+        )) as reject_reason,
+        concat_ws(
+            '; ',
+            {%- for source, name in category_columns.items() if name not in strict_categories %}
+            case when {{ name }}_canonical is null and {{ name }}_problem is null then '{{ name }}' end{{ "," if not loop.last }}
+            {%- endfor %}
+        ) as unknown_category_columns
     from field_checks
 
 ),
@@ -147,6 +161,9 @@ final as (
 
     select
         source_row_number,
+        source_line_count,
+        malformed_reason,
+        raw_line,
         {%- for column in reference('loan_book_columns') %}
         case
             when reject_reason <> '' then cast(raw_{{ column | lower }} as varchar)
@@ -157,9 +174,14 @@ final as (
         {%- for rule in numeric_rules %}
         {{ rule.name }},
         {%- endfor %}
-        {%- for name in category_columns.values() %}
-        {{ name }},
+        {%- for source, name in category_columns.items() %}
+        {%- if name in strict_categories %}
+        {{ name }}_canonical as {{ name }},
+        {%- else %}
+        coalesce({{ name }}_canonical, {{ normalized_unknown_category('raw_' ~ source | lower) }}) as {{ name }},
+        {%- endif %}
         {%- endfor %}
+        nullif(unknown_category_columns, '') as unknown_category_columns,
         nullif(reject_reason, '') as reject_reason
     from judged
 
