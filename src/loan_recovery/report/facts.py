@@ -1,0 +1,152 @@
+"""The header's build facts: what was built, when, from what, with which thresholds.
+
+Each fact carries its source (:class:`Sourced`) so the reader can judge it.
+
+``build_info`` (written by ``loan-recovery build``, read through
+:func:`loan_recovery.build_info.read`) is the only record of the build id and
+input file, but it is optional and can be stale: a plain ``dbt build`` writes
+none, and one into a file that once had ``loan-recovery build`` leaves the old
+row behind. So it is trusted only when it describes the marts' build (same
+model version, same clean and quarantined row counts); otherwise the header
+falls back to the marts and a warning says why.
+
+The thresholds have one source whatever happened: ``main.run_settings``, the
+row the strategy CASE applied. No fallback, so nothing to warn about.
+
+Pure: everything comes from :class:`ReportData`; no database here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Generic, TypeVar
+
+from loan_recovery.build_info import BuildInfo
+from loan_recovery.report.queries import ReportData
+
+T = TypeVar("T")
+
+NO_BUILD_INFO = "no build_info"
+THRESHOLDS_SOURCE = "main.run_settings (what recovery_strategies applied)"
+
+
+@dataclass(frozen=True)
+class Sourced(Generic[T]):
+    """A fact and where it came from, so the reader can judge it."""
+
+    value: T
+    source: str
+
+
+@dataclass(frozen=True)
+class BuildFacts:
+    """What the header says about the build the report shows."""
+
+    database: str
+    build_id: Sourced[str]
+    built_at: Sourced[datetime | None]
+    input_file: Sourced[str]
+    loans: Sourced[int]
+    quarantined: Sourced[int]
+    legal_threshold: Sourced[float]
+    settlement_threshold: Sourced[float]
+    model_version: Sourced[str]
+    warnings: tuple[str, ...] = ()
+
+
+def stale_reason(info: BuildInfo, data: ReportData) -> str | None:
+    """Why a build_info row describes another build than the marts (None if it matches)."""
+    marts_version = str(data.metrics["model_version"])
+    if info.model_version is not None and info.model_version != marts_version:
+        return f"its model_version {info.model_version} is not the marts' {marts_version}"
+    if info.rows_clean != data.loan_count:
+        return f"its rows_clean {info.rows_clean:,} is not stg_loans' {data.loan_count:,} loans"
+    if info.rows_quarantined != data.quarantined_count:
+        return (
+            f"its rows_quarantined {info.rows_quarantined:,} is not quarantined_loans' "
+            f"{data.quarantined_count:,} rows"
+        )
+    return None
+
+
+def build_facts(data: ReportData, database: str = "") -> BuildFacts:
+    """The header's facts: build_info when it describes this build, else the marts."""
+    info = data.build_info
+    warnings: list[str] = []
+    if info is None:
+        warnings.append(
+            "no build_info this version can read (a plain dbt build?): "
+            "the build id and input file are not recorded"
+        )
+    elif reason := stale_reason(info, data):
+        warnings.append(f"build_info ignored: {reason} (a later plain dbt build?)")
+        info = None
+
+    marts_version = Sourced(str(data.metrics["model_version"]), "risk_model_metrics.model_version")
+    thresholds = {
+        "legal_threshold": Sourced(data.legal_threshold, THRESHOLDS_SOURCE),
+        "settlement_threshold": Sourced(data.settlement_threshold, THRESHOLDS_SOURCE),
+    }
+    if info is None:
+        return BuildFacts(
+            database=database,
+            build_id=Sourced("none", NO_BUILD_INFO),
+            built_at=Sourced(
+                data.metrics.get("built_at"), "risk_model_metrics.built_at (when the model ran)"
+            ),
+            input_file=Sourced("not recorded", NO_BUILD_INFO),
+            loans=Sourced(data.loan_count, "count of staging.stg_loans"),
+            quarantined=Sourced(data.quarantined_count, "count of main.quarantined_loans"),
+            model_version=marts_version,
+            warnings=tuple(warnings),
+            **thresholds,
+        )
+    return BuildFacts(
+        database=database,
+        build_id=Sourced(info.build_id, "build_info.build_id"),
+        built_at=Sourced(info.finished_at, "build_info.finished_at"),
+        input_file=Sourced(info.input_file, "build_info.input_file"),
+        loans=Sourced(info.rows_clean, "build_info.rows_clean"),
+        quarantined=Sourced(info.rows_quarantined, "build_info.rows_quarantined"),
+        model_version=(
+            Sourced(info.model_version, "build_info.model_version")
+            if info.model_version is not None
+            else marts_version
+        ),
+        warnings=tuple(warnings),
+        **thresholds,
+    )
+
+
+def format_time(value: datetime | None) -> str:
+    """To the second, marked UTC: build_info and the metrics query give naive UTC datetimes."""
+    if value is None:
+        return "not recorded"
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC)
+    return f"{value:%Y-%m-%d %H:%M:%S} UTC"
+
+
+def header_rows(facts: BuildFacts) -> list[tuple[str, str, str]]:
+    """(label, value, source) per header line, in display order; the page escapes them."""
+    loans, quarantined = int(facts.loans.value), int(facts.quarantined.value)
+    legal, settlement = facts.legal_threshold, facts.settlement_threshold
+    return [
+        ("Built", format_time(facts.built_at.value), facts.built_at.source),
+        ("Build id", str(facts.build_id.value), facts.build_id.source),
+        ("Input file", str(facts.input_file.value), facts.input_file.source),
+        ("Loans reported (clean)", f"{loans:,}", facts.loans.source),
+        (
+            "Quarantined rows",
+            f"{quarantined:,} ({quarantined / max(loans + quarantined, 1):.1%} of rows read)",
+            facts.quarantined.source,
+        ),
+        (
+            "Thresholds",
+            f"legal above {legal.value:.2f}, settlement from {settlement.value:.2f}",
+            legal.source,  # one source for both: the run_settings row
+        ),
+        ("Risk model", str(facts.model_version.value), facts.model_version.source),
+        ("Database", facts.database, "--db"),
+    ]

@@ -1,0 +1,185 @@
+"""The HTML page: which charts, in which order, under which heading and question.
+
+:data:`CHARTS` is the one list of charts. Its order is the page order, and
+each entry carries the question the chart answers (the README's report table
+lists the same questions, and a test holds the page to it). Adding a chart:
+write its function in ``book_charts``, ``model_charts`` or ``model_card``, then add one
+:class:`Chart` here.
+
+The page is self-contained: plotly.js is embedded once in the head and every
+chart is a div that uses it, so the file opens from disk with no network.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import plotly.graph_objects as go
+import plotly.io as pio
+from plotly.offline import get_plotlyjs
+
+from loan_recovery.config import project_dir
+from loan_recovery.report import book_charts, model_card, model_charts
+from loan_recovery.report.facts import BuildFacts, build_facts, header_rows
+from loan_recovery.report.queries import SAMPLE_ROWS, ReportData, connect, read_report_data
+
+
+@dataclass(frozen=True)
+class Chart:
+    """One section of the page: an anchor, a heading, the question, and how to draw it."""
+
+    key: str
+    heading: str
+    question: str
+    draw: Callable[[ReportData], go.Figure]
+
+
+CHARTS: tuple[Chart, ...] = (
+    Chart(
+        "loan_amount_distribution",
+        "Loan amounts",
+        "How are loan amounts distributed, and do larger loans go to higher incomes?",
+        book_charts.loan_amount_figure,
+    ),
+    Chart(
+        "payment_history_by_status",
+        "Payment history by recovery status",
+        "Do borrowers who paid on time recover fully more often than those who delayed or missed?",
+        book_charts.payment_history_figure,
+    ),
+    Chart(
+        "missed_payments_by_status",
+        "Missed payments by recovery status",
+        "Do loans that end partially recovered or written off have more missed payments?",
+        book_charts.missed_payments_figure,
+    ),
+    Chart(
+        "income_vs_loan_by_status",
+        "Monthly income against loan amount by recovery status",
+        "Does the outcome depend on how large the loan is relative to the borrower's income?",
+        book_charts.income_vs_loan_figure,
+    ),
+    Chart(
+        "segment_profiles",
+        "Borrower segments",
+        "What distinguishes each segment from the whole book, and how large is each one?",
+        model_charts.segment_profiles_figure,
+    ),
+    Chart(
+        "risk_score_distribution",
+        "Risk score distribution and strategy thresholds",
+        "How are risk scores spread, and where do the thresholds cut the book into strategies?",
+        model_charts.risk_score_figure,
+    ),
+    Chart(
+        "strategy_by_segment",
+        "Strategies per segment",
+        "How many loans, and how much outstanding money, go to each strategy in each segment?",
+        model_charts.strategy_segment_figure,
+    ),
+    Chart(
+        "model_card",
+        "Model card",
+        "What does the risk score reproduce, and does it rank the actual recovery outcome?",
+        model_card.model_card_figure,
+    ),
+)
+
+STYLE = """
+body { font-family: -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif;
+       color: #222; margin: 0; background: #fafafa; }
+main { max-width: 1200px; margin: 0 auto; padding: 24px 32px 48px; background: #fff; }
+h1 { margin-bottom: 4px; } h2 { margin: 40px 0 4px; border-top: 1px solid #ddd; padding-top: 24px; }
+.question { color: #555; margin: 0 0 8px; font-style: italic; }
+table.facts { border-collapse: collapse; margin: 12px 0; }
+table.facts td, table.facts th { padding: 4px 14px 4px 0; text-align: left; vertical-align: top; }
+table.facts td.source { color: #777; font-size: 0.9em; }
+.warnings { color: #8a5300; background: #fff6e5; padding: 8px 12px 8px 28px; }
+nav ol { columns: 2; }
+"""
+
+
+def build_figures(data: ReportData) -> dict[str, go.Figure]:
+    """Every chart, keyed as in CHARTS and in page order; pure, so tests can inspect the data."""
+    return {chart.key: chart.draw(data) for chart in CHARTS}
+
+
+def render_header(facts: BuildFacts) -> str:
+    """The text header: what was built, when, from how many loans, with which thresholds."""
+    rows = "".join(
+        f"<tr><th>{html.escape(label)}</th><td>{html.escape(value)}</td>"
+        f'<td class="source">{html.escape(source)}</td></tr>'
+        for label, value, source in header_rows(facts)
+    )
+    warnings = (
+        '<ul class="warnings">'
+        + "".join(f"<li>{html.escape(w)}</li>" for w in facts.warnings)
+        + "</ul>"
+        if facts.warnings
+        else ""
+    )
+    return (
+        "<h1>Loan-recovery report</h1>"
+        '<table class="facts"><tr><th>Fact</th><th>Value</th><th>Source</th></tr>'
+        f"{rows}</table>{warnings}"
+    )
+
+
+def render_html(figures: Mapping[str, go.Figure], facts: BuildFacts) -> str:
+    """One self-contained page: plotly.js once in the head, then each chart under its question."""
+    charts = {chart.key: chart for chart in CHARTS}
+
+    def heading(key: str) -> tuple[str, str]:
+        chart = charts.get(key)
+        return (chart.heading, chart.question) if chart else (key, "")
+
+    contents = "".join(
+        f'<li><a href="#{key}">{html.escape(heading(key)[0])}</a></li>' for key in figures
+    )
+    sections = []
+    for key, fig in figures.items():
+        title, question = heading(key)
+        chart = pio.to_html(
+            fig,
+            full_html=False,
+            include_plotlyjs=False,
+            div_id=f"chart-{key}",
+            config={"displaylogo": False, "responsive": True},
+        )
+        sections.append(
+            f'<section id="{key}"><h2>{html.escape(title)}</h2>'
+            f'<p class="question">{html.escape(question)}</p>{chart}</section>'
+        )
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>Loan-recovery report</title><style>{STYLE}</style>"
+        f'<script type="text/javascript">{get_plotlyjs()}</script></head>'
+        f"<body><main>{render_header(facts)}<nav><ol>{contents}</ol></nav>"
+        f"{''.join(sections)}</main></body></html>\n"
+    )
+
+
+def default_report_path() -> Path:
+    """reports/loan_recovery_report.html in the project (gitignored)."""
+    return project_dir() / "reports" / "loan_recovery_report.html"
+
+
+def write_report(database: Path, out: Path, sample_rows: int = SAMPLE_ROWS) -> Path:
+    """Read ``database`` read-only and write the report to ``out``; returns ``out``.
+
+    The connection is closed before drawing: everything the page needs is in
+    ReportData, so the file is held open only while DuckDB computes it.
+    """
+    connection = connect(database)
+    try:
+        data = read_report_data(connection, sample_rows)
+    finally:
+        connection.close()
+    facts = build_facts(data, str(database))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(render_html(build_figures(data), facts), encoding="utf-8")
+    return out

@@ -1,0 +1,97 @@
+"""The look every chart shares: template, colours, category order, titles, labelled lines.
+
+One place for it so that the charts agree (the same strategy is the same
+colour on every chart, a status keeps its colour from the bars to the
+points) and so that a new chart gets the house style by calling
+:func:`base_layout` instead of copying layout settings.
+"""
+
+from __future__ import annotations
+
+import textwrap
+
+import pandas as pd
+import plotly.graph_objects as go
+
+TEMPLATE = "plotly_white"
+
+STATUS_COLORS = {
+    "Fully Recovered": "#2e8b57",
+    "Partially Recovered": "#e69f00",
+    "Written Off": "#c0392b",
+}
+STRATEGY_ORDER = ("reminders", "settlement", "legal")
+STRATEGY_COLORS = {"reminders": "#4c78a8", "settlement": "#e69f00", "legal": "#b22222"}
+BAR_COLOR = "#4c78a8"
+LEGEND_BELOW = {"orientation": "h", "y": -0.3, "yanchor": "top", "x": 0, "xanchor": "left"}
+
+
+def base_layout(fig: go.Figure, title: str, subtitle: str, height: int, **margin: int) -> go.Figure:
+    """The shared look: plotly_white, a plain title with a subtitle saying what is shown.
+
+    The subtitle is where a chart says whether it shows every loan or a
+    sample, so every chart has one.
+    """
+    fig.update_layout(
+        template=TEMPLATE,
+        title={"text": title, "subtitle": {"text": subtitle}, "x": 0.01, "xanchor": "left"},
+        height=height,
+        margin={"t": 110, "l": 80, "r": 30, "b": 70, **margin},
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 1, "xanchor": "right"},
+    )
+    return fig
+
+
+def ordered(values: pd.Series, preferred: list[str]) -> list[str]:
+    """Categories in the project's canonical order, unknown ones after (sorted)."""
+    present = list(dict.fromkeys(values.dropna().tolist()))
+    return [v for v in preferred if v in present] + sorted(v for v in present if v not in preferred)
+
+
+def wrap_label(text: str, width: int = 22) -> str:
+    """Break a long category label over lines, so axis labels never overlap."""
+    return "<br>".join(textwrap.wrap(text, width)) or text
+
+
+def vline(
+    fig: go.Figure,
+    x: float,
+    name: str,
+    text: str,
+    xanchor: str = "left",
+    y: float = 1.0,
+    dash: str = "dash",
+) -> None:
+    """A named vertical line on the first x axis with a label above it.
+
+    Thresholds and the chance level are drawn with this; the name lets tests
+    find the line and check where it is.
+    """
+    fig.add_shape(
+        type="line",
+        name=name,
+        xref="x",
+        yref="y domain",
+        x0=x,
+        x1=x,
+        y0=0,
+        y1=1,
+        line={"color": "#333", "dash": dash, "width": 2},
+    )
+    fig.add_annotation(
+        x=x,
+        xref="x",
+        yref="y domain",
+        y=y,
+        yanchor="bottom",
+        xanchor=xanchor,
+        text=text,
+        showarrow=False,
+        name=name,
+    )
+
+
+def legend_below(fig: go.Figure, y: float) -> go.Figure:
+    """Move the legend under the plot (long strategy names would cover the title)."""
+    fig.update_layout(legend={**LEGEND_BELOW, "y": y})
+    return fig
