@@ -1,19 +1,78 @@
-"""The ``loan-recovery`` command line: parses arguments and calls the package."""
+"""The ``loan-recovery`` command line: parses arguments, calls the package, prints, exits.
+
+Every failure a user can cause is one line on stderr and an exit code from
+docs/serving.md: 0 done, 1 the build failed, 2 bad arguments or settings,
+3 the input file is unusable, 4 another build or rollback is running. No
+traceback reaches the terminal; an internal error names the log that holds
+it.
+"""
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, NoReturn, TextIO
+
+from loan_recovery.serving.errors import (
+    EXIT_BAD_INPUT,
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    BuildError,
+    Interrupted,
+)
+
+GENERATE_SUFFIXES = (".csv", ".parquet")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (and exit code 2), not the whole usage text."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see --help)\n")
+
+
+@contextmanager
+def _signals_interrupt() -> Iterator[None]:
+    """SIGTERM and SIGINT stop a build like Ctrl-C: logged, summarised, nothing published."""
+
+    def stop(signum: int, _frame: Any) -> NoReturn:
+        raise Interrupted(signal.Signals(signum).name)
+
+    previous = {number: signal.signal(number, stop) for number in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+def _fail(command: str, message: str, code: int) -> int:
+    print(f"loan-recovery {command}: {message}", file=sys.stderr)
+    return code
 
 
 def _generate(args: argparse.Namespace) -> int:
     from loan_recovery.generate import write_loan_book
 
-    written = write_loan_book(rows=args.rows, out=Path(args.out), seed=args.seed)
+    out = Path(args.out)
+    if args.rows < 0:
+        return _fail("generate", f"--rows must be 0 or more, got {args.rows}", EXIT_USAGE)
+    if out.suffix.lower() not in GENERATE_SUFFIXES:
+        return _fail("generate", f"--out {out}: the name must end in .csv or .parquet", EXIT_USAGE)
+    try:
+        written = write_loan_book(rows=args.rows, out=out, seed=args.seed)
+    except (OSError, ValueError) as error:
+        from loan_recovery.serving.errors import os_error_reason
+
+        reason = os_error_reason(error, out) if isinstance(error, OSError) else str(error)
+        return _fail("generate", reason, EXIT_FAILED)
     print(f"wrote {args.rows} loans to {written}")
-    return 0
+    return EXIT_OK
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -24,30 +83,86 @@ def _report(args: argparse.Namespace) -> int:
     try:
         written = write_report(database, Path(args.out) if args.out else default_report_path())
     except ReportError as error:
-        print(f"loan-recovery report: {error}", file=sys.stderr)
-        return 1
+        return _fail("report", str(error), EXIT_BAD_INPUT)
+    except OSError as error:
+        from loan_recovery.serving.errors import os_error_reason
+
+        return _fail("report", os_error_reason(error), EXIT_FAILED)
     print(f"wrote {written} ({written.stat().st_size / 1e6:.1f} MB) from {database}")
-    return 0
+    return EXIT_OK
+
+
+def _print_failure(command: str, failure: BuildError, served: Path, out: TextIO) -> None:
+    print(f"{command} failed at step {failure.step}: {failure.reason}", file=out)
+    if failure.step not in ("settings", "db", "lock"):
+        print(f"  nothing published; served file unchanged: {served}", file=out)
+    if failure.inspect is not None:
+        print(f"  failed build file (kept until the next build): {failure.inspect}", file=out)
+    if failure.log is not None:
+        print(f"  full log: {failure.log}", file=out)
 
 
 def _build(args: argparse.Namespace) -> int:
-    from loan_recovery.publish import build_command
+    from loan_recovery.serving import build, parse_settings, served_path
 
-    return build_command(loans=args.loans, db=args.db, vars_text=args.vars)
+    served = served_path(args.db)
+    try:
+        settings, loans_path = parse_settings(args.vars)
+        with _signals_interrupt():
+            report = build(
+                loans=args.loans,
+                served=served,
+                settings=settings,
+                loans_path_var=loans_path,
+                announce=lambda text: print(text, flush=True),
+            )
+    except BuildError as failure:
+        _print_failure("build", failure, served, sys.stderr)
+        return failure.exit_code
+    info = report.info
+    print(f"published build {info.build_id} to {report.served}")
+    print(
+        f"  input {info.input_file} (sha256 {info.input_sha256[:12]}): {info.rows_in} rows in = "
+        f"{info.rows_clean} clean + {info.rows_quarantined} quarantined"
+    )
+    for finding, column, value, count in report.quality:
+        if finding == "unknown_category_value":
+            print(f"  kept {count} loans with an unknown {column} '{value}' (loan_book_quality)")
+        else:
+            print(f"  {count} loans: {finding.replace('_', ' ')} (loan_book_quality)")
+    for warning in report.warnings:
+        print(f"  warning: {warning}")
+    if report.previous is not None:
+        print(f"  previous build kept as {report.previous} (loan-recovery rollback)")
+    print(f"  logs: {report.build_dir.logs}")
+    return EXIT_OK
 
 
 def _rollback(args: argparse.Namespace) -> int:
-    from loan_recovery.publish import rollback_command
+    from loan_recovery.serving import ServedPaths, rollback, served_path
 
-    return rollback_command(db=args.db)
+    served = served_path(args.db)
+    try:
+        with _signals_interrupt():
+            result = rollback(served)
+    except BuildError as failure:
+        _print_failure("rollback", failure, served, sys.stderr)
+        return failure.exit_code
+    print(f"rolled back {result.served}: now serving build {result.restored_build}")
+    if result.replaced_build is not None:
+        print(
+            f"  build {result.replaced_build} kept as {ServedPaths(served).previous} "
+            "(rollback again to return to it)"
+        )
+    return EXIT_OK
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="loan-recovery",
         description="Loan-recovery analytics on DuckDB: generate, build, report, publish.",
     )
-    commands = parser.add_subparsers(dest="command", required=True)
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     generate = commands.add_parser(
         "generate", help="write a deterministic synthetic loan book (CSV or Parquet)"
@@ -78,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument(
         "--db", help="served DuckDB file (default: $LOAN_RECOVERY_DB, else loan_recovery.duckdb)"
     )
-    build.add_argument("--vars", help="extra dbt vars as YAML, e.g. '{n_segments: 5}'")
+    build.add_argument("--vars", help="per-run settings as YAML, e.g. '{legal_threshold: 0.8}'")
     build.set_defaults(handler=_build)
 
     rollback = commands.add_parser(
@@ -93,7 +208,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return int(args.handler(args))
+    from loan_recovery.config import ProjectNotFoundError
+
+    try:
+        return int(args.handler(args))
+    except ProjectNotFoundError as error:
+        return _fail(args.command, str(error), EXIT_USAGE)
+    except BrokenPipeError:
+        # The reader of our output went away (| head): not an error of ours.
+        sys.stderr.close()
+        return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -18,20 +18,28 @@ PROJECT_DIR_ENV = "LOAN_RECOVERY_PROJECT_DIR"
 DB_PATH_ENV = "LOAN_RECOVERY_DB"
 
 
-def project_dir() -> Path:
-    """The dbt project root: ``$LOAN_RECOVERY_PROJECT_DIR``, else the checkout holding this package.
+class ProjectNotFoundError(FileNotFoundError):
+    """No loan-recovery dbt project where the command looked."""
 
-    The package is installed editable from the repository, so the project root
-    is two levels above ``src/loan_recovery``; the environment variable covers
-    other layouts.
+
+def project_dir() -> Path:
+    """The dbt project root the command line runs dbt in.
+
+    ``$LOAN_RECOVERY_PROJECT_DIR`` if set; else the checkout holding this
+    package (an editable install: two levels above ``src/loan_recovery``);
+    else the current directory, for a package installed with ``pip install .``
+    and run from the project. dbt's Python models never call this: dbt
+    passes them every fact they need in their config.
     """
     override = os.environ.get(PROJECT_DIR_ENV)
-    root = Path(override) if override else Path(__file__).resolve().parents[2]
-    if not (root / "dbt_project.yml").is_file():
-        raise FileNotFoundError(
-            f"no dbt_project.yml in {root}; set {PROJECT_DIR_ENV} to the loan-recovery project root"
-        )
-    return root
+    candidates = [Path(override)] if override else [Path(__file__).resolve().parents[2], Path.cwd()]
+    for root in candidates:
+        if (root / "dbt_project.yml").is_file():
+            return root
+    raise ProjectNotFoundError(
+        f"no dbt_project.yml in {' or '.join(map(str, candidates))}; run from the "
+        f"loan-recovery project or set {PROJECT_DIR_ENV} to it"
+    )
 
 
 REFERENCE = "reference"

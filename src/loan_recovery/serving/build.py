@@ -1,0 +1,336 @@
+"""``loan-recovery build`` and ``rollback``: the steps, in order, under the lock.
+
+Analysts and BI tools open the served file read-only while the pipeline
+rebuilds it, so a rebuild never touches that file: ``dbt build`` writes a
+new build file in a per-build directory next to it, the build is finalized
+and verified there, and only then is it swapped in
+(:mod:`loan_recovery.serving.swap`). A failed or killed build leaves the
+served file as it was.
+
+Steps, as named in failure summaries: ``settings`` (--vars), ``db`` (the
+served file may be replaced), ``lock``, ``input``, ``dbt``, ``finalize``,
+``verify``, ``publish`` (and ``rollback``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import traceback
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import duckdb
+
+import loan_recovery
+from loan_recovery.build_info import BuildInfo, utc_now
+from loan_recovery.config import project_dir
+from loan_recovery.serving import finalize as finalizing
+from loan_recovery.serving.dbt_run import DbtRun, dbt_command, run_dbt
+from loan_recovery.serving.errors import (
+    EXIT_BAD_INPUT,
+    EXIT_USAGE,
+    BuildError,
+    Interrupted,
+    os_error_reason,
+)
+from loan_recovery.serving.failures import (
+    check_every_node_passed,
+    quarantine_summary,
+    summarize_dbt_failure,
+    warnings_of,
+)
+from loan_recovery.serving.loan_book import LoanBook, open_loan_book
+from loan_recovery.serving.lock import publish_lock
+from loan_recovery.serving.paths import (
+    BuildDir,
+    ServedPaths,
+    check_replaceable,
+    make_directory,
+    new_build_id,
+)
+from loan_recovery.serving.pause import pause_point
+from loan_recovery.serving.settings import LOANS_PATH
+from loan_recovery.serving.swap import RollbackResult, clean_stale, recover, rollback_swap, swap_in
+
+SAMPLE_SEED = Path("seeds") / "sample_loan_book.csv"
+
+
+@dataclass
+class BuildReport:
+    """What a successful build published."""
+
+    info: BuildInfo
+    served: Path
+    previous: Path | None
+    build_dir: BuildDir
+    warnings: list[str] = field(default_factory=list)
+    quality: list[tuple[str, str, str | None, int]] = field(default_factory=list)
+
+
+class _StepLog:
+    """The build's own log (``logs/build.log``): steps with times, and any traceback."""
+
+    def __init__(self, path: Path) -> None:
+        make_directory(path.parent)
+        self.path = path
+        self._handle: TextIO = path.open("a", encoding="utf-8")
+        self.step = "lock"
+
+    def enter(self, step: str, detail: str = "") -> None:
+        self.step = step
+        self.write(f"step {step} {detail}".rstrip())
+
+    def write(self, text: str) -> None:
+        self._handle.write(f"{utc_now():%Y-%m-%dT%H:%M:%S.%fZ} {text}\n")
+        self._handle.flush()
+
+    def close(self) -> None:
+        self._handle.close()
+
+
+def _loan_book_path(loans: str | Path | None, given: str | None, root: Path) -> Path | None:
+    """The input file: ``--loans``, else a loans_path from --vars (relative to the project)."""
+    if loans is not None and given is not None:
+        raise BuildError(
+            "settings",
+            "give the loan book once: --loans or loans_path in --vars",
+            exit_code=EXIT_USAGE,
+        )
+    if loans is not None:
+        return Path(loans)
+    if given:
+        path = Path(given).expanduser()
+        return path if path.is_absolute() else root / path
+    return None
+
+
+def build(
+    *,
+    loans: str | Path | None = None,
+    served: Path,
+    settings: Mapping[str, Any] | None = None,
+    loans_path_var: str | None = None,
+    project: Path | None = None,
+    announce: Callable[[str], None] | None = None,
+) -> BuildReport:
+    """Build into a new file, finalize and verify it, then publish it atomically.
+
+    Raises :class:`BuildError` (with the step, a one-line reason and the log)
+    on any failure; the served file is then exactly as it was.
+    """
+    root = project or project_dir()
+    paths = ServedPaths(served)
+    check_replaceable(paths.served, "--db")
+    started_at = utc_now()
+    build_id = new_build_id(started_at)
+    build_dir = BuildDir(paths.builds / build_id)
+    with publish_lock(paths, f"build {build_id} since {started_at:%Y-%m-%dT%H:%M:%SZ}"):
+        try:
+            make_directory(build_dir.logs)
+            log = _StepLog(build_dir.build_log)
+        except OSError as error:
+            raise BuildError("lock", os_error_reason(error)) from None
+        try:
+            for action in recover(paths):
+                log.write(action)
+            clean_stale(paths, current=build_dir.root)
+            if announce:
+                announce(f"building {build_id} (logs in {build_dir.logs})")
+            source = _loan_book_path(loans, loans_path_var, root)
+            return _build_steps(log, build_id, started_at, build_dir, paths, root, source, settings)
+        except BuildError as failure:
+            failure.log = failure.log or log.path
+            log.write(f"FAILED at {failure.step}: {failure.reason}")
+            raise
+        except Interrupted as stop:
+            log.write(f"interrupted by {stop.signal_name} at {log.step}")
+            raise BuildError(log.step, f"interrupted by {stop.signal_name}", log=log.path) from None
+        except OSError as error:
+            log.write(f"OS error at {log.step}:\n{traceback.format_exc()}")
+            raise BuildError(log.step, os_error_reason(error), log=log.path) from None
+        except Exception as error:
+            log.write(f"internal error at {log.step}:\n{traceback.format_exc()}")
+            raise BuildError(
+                log.step, f"internal error: {type(error).__name__}: {error}", log=log.path
+            ) from error
+        finally:
+            log.close()
+
+
+def git_commit(root: Path) -> str | None:
+    """HEAD of the checkout holding the project (``-dirty`` if edited), or None.
+
+    Never fails: a release tarball or a machine without git simply has no commit.
+    """
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+        if head.returncode != 0:
+            return None
+        status = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    commit = head.stdout.strip()
+    return commit + ("-dirty" if status.returncode == 0 and status.stdout.strip() else "")
+
+
+def _describe(
+    build_id: str,
+    started_at: Any,
+    input_file: Path,
+    loans: LoanBook | None,
+    sample_sha256: str,
+    sample_bytes: int,
+    root: Path,
+    run: DbtRun,
+) -> Callable[[duckdb.DuckDBPyConnection], BuildInfo]:
+    def describe(connection: duckdb.DuckDBPyConnection) -> BuildInfo:
+        counts = finalizing.row_counts(connection)
+        finalizing.reconcile(counts, loans.lines if loans else None)
+        return BuildInfo(
+            build_id=build_id,
+            started_at=started_at,
+            finished_at=utc_now(),
+            input_file=str(input_file),
+            input_sha256=loans.sha256 if loans else sample_sha256,
+            input_bytes=loans.size if loans else sample_bytes,
+            rows_in=counts.rows_in,
+            rows_clean=counts.rows_clean,
+            rows_quarantined=counts.rows_quarantined,
+            model_version=finalizing.scalar(
+                connection, "select max(model_version) from main.risk_model_metrics"
+            ),
+            project_version=loan_recovery.__version__,
+            git_commit=git_commit(root),
+            dbt_version=((run.results or {}).get("metadata") or {}).get("dbt_version"),
+            duckdb_version=duckdb.__version__,
+        )
+
+    return describe
+
+
+def _build_steps(
+    log: _StepLog,
+    build_id: str,
+    started_at: Any,
+    build_dir: BuildDir,
+    paths: ServedPaths,
+    root: Path,
+    source: Path | None,
+    settings: Mapping[str, Any] | None,
+) -> BuildReport:
+    settings = {key: value for key, value in (settings or {}).items() if key != LOANS_PATH}
+    log.enter("input")
+    loans = open_loan_book(source) if source is not None else None
+    try:
+        if loans is not None:
+            input_file, label = loans.name, f"'{loans.name}'"
+            sample = ("", 0)
+        else:
+            input_file, label = root / SAMPLE_SEED, f"the bundled sample {SAMPLE_SEED}"
+            seed = input_file.read_bytes()
+            sample = (hashlib.sha256(seed).hexdigest(), len(seed))
+        log.write(
+            f"input {input_file} sha256 {loans.sha256 if loans else sample[0]} "
+            f"({loans.size if loans else sample[1]} bytes)"
+        )
+
+        log.enter("dbt", " ".join(dbt_command(build_dir, root, settings, loans)[0]))
+        run = run_dbt(build_dir, root, settings, loans)
+        log.write(f"dbt exited with {run.returncode}")
+        if run.returncode != 0:
+            failure = summarize_dbt_failure(run, loans, paths.served.parent)
+            quarantined = quarantine_summary(build_dir.database, label)
+            if quarantined:
+                failure = BuildError("dbt", quarantined, exit_code=EXIT_BAD_INPUT)
+            # The failed build file is worth a look when models ran (failing test
+            # rows, quarantined rows), not when settings or the file were refused.
+            worth_a_look = quarantined or failure.exit_code not in (EXIT_USAGE, EXIT_BAD_INPUT)
+            if build_dir.database.exists() and worth_a_look:
+                failure.inspect = build_dir.database
+            failure.log = build_dir.dbt_log
+            raise failure
+        check_every_node_passed(run)
+        if loans is not None and loans.changed():
+            raise BuildError(
+                "input",
+                f"loans_path '{loans.name}' changed during the build; rerun once it is complete",
+                exit_code=EXIT_BAD_INPUT,
+            )
+
+        log.enter("finalize")
+        storage_version = finalizing.storage_compatibility_version(root)
+        info = finalizing.finalize(
+            build_dir.database,
+            storage_version=storage_version,
+            describe=_describe(build_id, started_at, input_file, loans, *sample, root, run),
+        )
+    finally:
+        if loans is not None:
+            loans.close()
+    log.write(
+        f"build_info: {info.rows_in} in, {info.rows_clean} clean, "
+        f"{info.rows_quarantined} quarantined, model {info.model_version}"
+    )
+
+    pause_point("verify")
+    log.enter("verify")
+    verified = finalizing.verify(
+        build_dir.database,
+        storage_version=storage_version,
+        expected_relations=finalizing.expected_relations(build_dir.target),
+        build_id=build_id,
+    )
+    log.write(f"verified {len(verified.relations)} relations: {verified.relations}")
+
+    log.enter("publish", f"{build_dir.database} -> {paths.served}")
+    previous = swap_in(build_dir.database, paths)
+    log.write(f"published {build_id} to {paths.served}")
+    return BuildReport(
+        info,
+        paths.served,
+        previous,
+        build_dir,
+        warnings_of(run.results),
+        quality_findings(paths.served),
+    )
+
+
+def quality_findings(database: Path) -> list[tuple[str, str, str | None, int]]:
+    """The served build's loan_book_quality rows, for the summary the command prints."""
+    with duckdb.connect(str(database), read_only=True) as connection:
+        return [
+            (str(finding), str(column), value, int(count))
+            for finding, column, value, count in connection.execute(
+                "select finding, column_name, category_value, loan_count "
+                "from main.loan_book_quality order by finding, column_name, loan_count desc"
+            ).fetchall()
+        ]
+
+
+def rollback(served: Path, project: Path | None = None) -> RollbackResult:
+    """Serve the previous build again, under the lock (see :func:`swap.rollback_swap`)."""
+    root = project or project_dir()
+    paths = ServedPaths(served)
+    check_replaceable(paths.served, "--db")
+    with publish_lock(paths, "rollback"):
+        try:
+            return rollback_swap(paths, root)
+        except Interrupted as stop:
+            raise BuildError("rollback", f"interrupted by {stop.signal_name}") from None
+        except OSError as error:
+            raise BuildError("rollback", os_error_reason(error)) from None

@@ -1,0 +1,224 @@
+"""Where the served file, its previous build, lock and build directories live; what may be replaced.
+
+Layout next to the served file ``S`` (all on one file system, which is what
+makes the rename atomic)::
+
+    S                       the served build; never opened read-write here
+    S.previous              the build it replaced (``loan-recovery rollback``)
+    S.previous.partial      the served build's second name while a publish swaps
+    S.rollback.partial      the same, while a rollback swaps
+    S.lock                  flock: one build or rollback at a time
+    S.builds/<build_id>/    loan_recovery.duckdb (the build file), target/, logs/
+
+``S`` is whatever the user names with ``--db``, so before anything is built
+the target is checked: a directory, or an existing file that is not a
+DuckDB file holding ``build_info``, is refused. A build never replaces a
+file that is not one of ours.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import secrets
+import stat
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+
+from loan_recovery.build_info import TABLE as BUILD_INFO_TABLE
+from loan_recovery.build_info import utc_now
+from loan_recovery.config import database_path
+from loan_recovery.serving.errors import EXIT_USAGE, BuildError, os_error_reason
+
+BUILD_FILE_NAME = "loan_recovery.duckdb"
+"""The build file's name inside its directory: a plain identifier, whatever ``--db`` is.
+
+DuckDB names the catalog after the file stem, and dbt-duckdb splices that
+name into SQL unescaped, so a served name like ``o'neil.duckdb`` must not be
+the name dbt builds under. Tables do not record the catalog name, so the
+file is renamed to the served name on publish and readers see that stem.
+"""
+
+BUILD_ID = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{6}$")
+DUCKDB_MAGIC = b"DUCK"
+DUCKDB_MAGIC_OFFSET = 8
+DIRECTORY_MODE = 0o750
+"""Build directories hold loan data and logs: owner and group only, never world-writable."""
+
+
+@dataclass(frozen=True)
+class ServedPaths:
+    """The served file and the names kept beside it."""
+
+    served: Path
+
+    def _beside(self, suffix: str) -> Path:
+        return self.served.with_name(self.served.name + suffix)
+
+    @property
+    def previous(self) -> Path:
+        return self._beside(".previous")
+
+    @property
+    def previous_partial(self) -> Path:
+        return self._beside(".previous.partial")
+
+    @property
+    def rollback_partial(self) -> Path:
+        return self._beside(".rollback.partial")
+
+    @property
+    def lock(self) -> Path:
+        return self._beside(".lock")
+
+    @property
+    def builds(self) -> Path:
+        return self._beside(".builds")
+
+    @property
+    def wal(self) -> Path:
+        return wal_path(self.served)
+
+    @property
+    def partials(self) -> tuple[Path, Path]:
+        return (self.previous_partial, self.rollback_partial)
+
+
+@dataclass(frozen=True)
+class BuildDir:
+    """One build's directory: its build file, dbt's target and the logs."""
+
+    root: Path
+
+    @property
+    def database(self) -> Path:
+        return self.root / BUILD_FILE_NAME
+
+    @property
+    def target(self) -> Path:
+        return self.root / "target"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def dbt_log(self) -> Path:
+        return self.logs / "dbt.log"
+
+    @property
+    def dbt_output(self) -> Path:
+        return self.logs / "dbt-output.txt"
+
+    @property
+    def build_log(self) -> Path:
+        return self.logs / "build.log"
+
+
+def wal_path(database: Path) -> Path:
+    return database.with_name(database.name + ".wal")
+
+
+def served_path(db: str | os.PathLike[str] | None = None) -> Path:
+    """The served file: ``--db``, else the project's one rule (``config.database_path``).
+
+    Made absolute, because dbt runs in the project directory, not the caller's;
+    a symlink is kept as such (the link is what gets replaced, not its target).
+    """
+    return Path(os.path.abspath(Path(db).expanduser() if db else database_path()))
+
+
+def new_build_id(now: datetime | None = None) -> str:
+    """UTC timestamp plus a short random suffix: sortable, and unique per run."""
+    moment = now or utc_now()
+    return f"{moment:%Y%m%dT%H%M%S}Z-{secrets.token_hex(3)}"
+
+
+def is_duckdb_file(path: Path) -> bool:
+    """True when ``path`` starts like a DuckDB database file (magic bytes, no parsing)."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(DUCKDB_MAGIC_OFFSET + len(DUCKDB_MAGIC))
+    except OSError:
+        return False
+    return head[DUCKDB_MAGIC_OFFSET:] == DUCKDB_MAGIC
+
+
+def holds_build_info(path: Path) -> bool:
+    """True when ``path`` is a DuckDB file with a ``build_info`` table: a build of ours."""
+    if not is_duckdb_file(path):
+        return False
+    schema, table = BUILD_INFO_TABLE.split(".")
+    try:
+        with duckdb.connect(str(path), read_only=True) as connection:
+            row = connection.execute(
+                "select count(*) from duckdb_tables() where schema_name = ? and table_name = ?",
+                [schema, table],
+            ).fetchone()
+    except duckdb.Error:
+        return False
+    return bool(row and row[0])
+
+
+def check_replaceable(path: Path, role: str) -> None:
+    """Refuse to build over ``path`` unless it is absent or a build of ours.
+
+    ``role`` words the message ("--db", "the previous build"). A directory,
+    a FIFO or a user's CSV named as ``--db`` stays untouched.
+    """
+    try:
+        info = path.lstat()
+    except FileNotFoundError:
+        return
+    except OSError as error:
+        raise BuildError("db", os_error_reason(error, path), exit_code=EXIT_USAGE) from None
+    if stat.S_ISLNK(info.st_mode):
+        try:
+            info = path.stat()
+        except OSError as error:
+            raise BuildError("db", os_error_reason(error, path), exit_code=EXIT_USAGE) from None
+    if stat.S_ISDIR(info.st_mode):
+        raise BuildError(
+            "db", f"{role} {path} is a directory; name the DuckDB file", exit_code=EXIT_USAGE
+        )
+    if not stat.S_ISREG(info.st_mode):
+        raise BuildError("db", f"{role} {path} is not a regular file", exit_code=EXIT_USAGE)
+    if not holds_build_info(path):
+        raise BuildError(
+            "db",
+            f"{role} {path} exists and is not a loan-recovery build (no DuckDB build_info "
+            "table); refusing to replace it. Choose another --db or move the file away",
+            exit_code=EXIT_USAGE,
+        )
+
+
+def make_directory(path: Path) -> None:
+    """Create ``path`` and missing parents, none of them group- or world-writable."""
+    missing = []
+    current = path
+    while not current.exists():
+        missing.append(current)
+        current = current.parent
+    for directory in reversed(missing):
+        with contextlib.suppress(FileExistsError):
+            directory.mkdir(mode=DIRECTORY_MODE)
+            # mkdir's mode is filtered by the umask; never let it add write for others.
+            os.chmod(directory, stat.S_IMODE(directory.stat().st_mode) & ~0o022)
+
+
+def build_directories(paths: ServedPaths) -> list[Path]:
+    """The build directories under ``S.builds`` (only names a build id can have), oldest first."""
+    if not paths.builds.is_dir():
+        return []
+    return sorted(
+        (
+            entry
+            for entry in paths.builds.iterdir()
+            if BUILD_ID.match(entry.name) and entry.is_dir()
+        ),
+        key=lambda entry: entry.name,
+    )
