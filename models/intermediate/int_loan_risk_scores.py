@@ -13,6 +13,7 @@ def model(dbt, session):
     return score_risk(
         training.to_arrow_table(),
         features,
+        post_outcome_columns=dbt.config.get("post_outcome_columns"),
         n_trees=dbt.config.get("scoring_trees"),
         sample_rows=dbt.config.get("scoring_sample_rows"),
         random_state=dbt.config.get("random_state"),

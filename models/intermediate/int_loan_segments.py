@@ -9,6 +9,7 @@ def model(dbt, session):
     return assign_segments(
         loans.to_arrow_table(),
         features,
+        post_outcome_columns=dbt.config.get("post_outcome_columns"),
         n_segments=dbt.config.get("n_segments"),
         sample_rows=dbt.config.get("segmentation_sample_rows"),
         random_state=dbt.config.get("random_state"),

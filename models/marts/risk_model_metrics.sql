@@ -42,7 +42,8 @@ final as (
 
     select
         summary.model_version,
-        current_timestamp as built_at,
+        -- plain TIMESTAMP in UTC: DuckDB 1.x Python clients need pytz for TIMESTAMPTZ
+        timezone('UTC', current_timestamp) as built_at,
         summary.scored_loans,
         summary.training_rows,
         summary.label_base_rate,

@@ -18,8 +18,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from numpy.typing import NDArray
 
-from loan_recovery.config import post_outcome_columns
-
 __all__ = [
     "KEY",
     "LoanColumns",
@@ -85,11 +83,14 @@ class LoanColumns:
         return out
 
 
-def check_features(features: Sequence[str], forbidden: Sequence[str] = ()) -> tuple[str, ...]:
+def check_features(
+    features: Sequence[str], post_outcome_columns: Sequence[str], forbidden: Sequence[str] = ()
+) -> tuple[str, ...]:
     """Reject feature lists that would leak the outcome or make no sense.
 
-    A feature recorded after the recovery outcome (``post_outcome_columns``)
-    or the model's own label would let the model see the answer.
+    A feature recorded after the recovery outcome (``post_outcome_columns``,
+    passed by the caller from the project's reference facts) or the model's
+    own label would let the model see the answer.
     """
     if isinstance(features, str):
         raise TypeError("features must be a list of column names, not one string")
@@ -101,7 +102,7 @@ def check_features(features: Sequence[str], forbidden: Sequence[str] = ()) -> tu
         raise ValueError(f"features listed more than once: {', '.join(duplicated)}")
     if KEY in names:
         raise ValueError(f"'{KEY}' is the key, not a feature")
-    leaks = [name for name in names if name in set(post_outcome_columns())]
+    leaks = [name for name in names if name in set(post_outcome_columns)]
     if leaks:
         raise ValueError(
             f"feature(s) {', '.join(leaks)} are recorded after the recovery outcome "
@@ -174,6 +175,7 @@ def read_loan_columns(
     data: pd.DataFrame | pa.Table,
     features: Sequence[str],
     *,
+    post_outcome_columns: Sequence[str],
     action: str,
     extra_columns: Sequence[str] = (),
 ) -> LoanColumns:
@@ -184,7 +186,7 @@ def read_loan_columns(
     what it is rather than as a numpy error. ``extra_columns`` must be present
     too (e.g. the label); the caller reads them. Other columns are ignored.
     """
-    names = check_features(features, forbidden=extra_columns)
+    names = check_features(features, post_outcome_columns, forbidden=extra_columns)
     if not isinstance(data, pd.DataFrame | pa.Table):
         raise TypeError(f"expected a pandas DataFrame or pyarrow Table, got {type(data).__name__}")
     available = list(data.column_names if isinstance(data, pa.Table) else data.columns)

@@ -214,9 +214,11 @@ def _model_version(
 def score_risk(
     training: pd.DataFrame | pa.Table,
     features: Sequence[str],
-    n_trees: int = 100,
-    sample_rows: int = 50_000,
-    random_state: int = 42,
+    *,
+    post_outcome_columns: Sequence[str],
+    n_trees: int,
+    sample_rows: int,
+    random_state: int,
 ) -> pd.DataFrame:
     """Score every loan out-of-sample: columns loan_id, risk_score, is_training_row, model_version.
 
@@ -240,7 +242,13 @@ def score_risk(
     check_count("n_trees", n_trees, 1)
     check_count("sample_rows", sample_rows, 2)
     check_count("random_state", random_state, 0)
-    book = read_loan_columns(training, features, action="score", extra_columns=(LABEL,))
+    book = read_loan_columns(
+        training,
+        features,
+        post_outcome_columns=post_outcome_columns,
+        action="score",
+        extra_columns=(LABEL,),
+    )
     labels = _read_label(training)
 
     positions = fitting_sample(book.loan_id, sample_rows, random_state)

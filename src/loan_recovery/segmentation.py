@@ -94,7 +94,6 @@ __all__ = [
     "high_risk_count",
     "name_segments",
     "profile_measures",
-    "profile_segments",
     "segment_loans",
 ]
 
@@ -130,8 +129,6 @@ CHUNK_ROWS = 1 << 18
 
 def high_risk_count(n_segments: int) -> int:
     """How many segments are high risk: ``n_segments // 2`` (see ``HIGH_RISK_RULE``)."""
-    if n_segments < 2:
-        raise ValueError(f"n_segments must be at least 2, got {n_segments}")
     return n_segments // 2
 
 
@@ -299,9 +296,11 @@ def _nearest_centroid(
 def segment_loans(
     loans: pd.DataFrame | pa.Table,
     features: Sequence[str],
-    n_segments: int = 4,
-    sample_rows: int = 50_000,
-    random_state: int = 42,
+    *,
+    post_outcome_columns: Sequence[str],
+    n_segments: int,
+    sample_rows: int,
+    random_state: int,
 ) -> Segmentation:
     """Cluster the book and return per-loan assignments plus the per-segment profile.
 
@@ -313,7 +312,9 @@ def segment_loans(
     check_count("random_state", random_state, 0)
     if sample_rows < n_segments:
         raise ValueError(f"sample_rows ({sample_rows}) must be at least n_segments ({n_segments})")
-    book = read_loan_columns(loans, features, action="segment")
+    book = read_loan_columns(
+        loans, features, post_outcome_columns=post_outcome_columns, action="segment"
+    )
     unprofiled = [name for name in PROFILE_FEATURES if name not in book.features]
     if unprofiled:
         raise ValueError(
@@ -385,9 +386,11 @@ def segment_loans(
 def assign_segments(
     loans: pd.DataFrame | pa.Table,
     features: Sequence[str],
-    n_segments: int = 4,
-    sample_rows: int = 50_000,
-    random_state: int = 42,
+    *,
+    post_outcome_columns: Sequence[str],
+    n_segments: int,
+    sample_rows: int,
+    random_state: int,
 ) -> pd.DataFrame:
     """Assign every loan a segment: columns loan_id, segment_id, segment_name, is_high_risk.
 
@@ -409,15 +412,11 @@ def assign_segments(
     fewer loans than segments, ``n_segments < 2`` and null or non-finite
     feature values.
     """
-    return segment_loans(loans, features, n_segments, sample_rows, random_state).assignments
-
-
-def profile_segments(
-    loans: pd.DataFrame | pa.Table,
-    features: Sequence[str],
-    n_segments: int = 4,
-    sample_rows: int = 50_000,
-    random_state: int = 42,
-) -> pd.DataFrame:
-    """The per-segment profile of ``segment_loans`` (one row per segment, by segment_id)."""
-    return segment_loans(loans, features, n_segments, sample_rows, random_state).profile
+    return segment_loans(
+        loans,
+        features,
+        post_outcome_columns=post_outcome_columns,
+        n_segments=n_segments,
+        sample_rows=sample_rows,
+        random_state=random_state,
+    ).assignments
