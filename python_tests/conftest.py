@@ -19,6 +19,20 @@ from loan_recovery.config import loan_book_columns, project_dir
 
 DBT = str(Path(sys.executable).with_name("dbt"))
 PUBLIC_LOAN_BOOK = project_dir().parent / "shared" / "data" / "loan-recovery.csv"
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def needs(available: bool, what: str) -> None:
+    """Skip a test whose tool or file is missing on a developer's machine; fail in CI.
+
+    CI (CI=true) must run every test: a missing browser, client or data file
+    there is a broken setup, not a reason to pass quietly.
+    """
+    if available:
+        return
+    if IN_CI:
+        pytest.fail(f"CI=true but {what}; CI must run this test", pytrace=False)
+    pytest.skip(what)
 
 
 @dataclass(frozen=True)

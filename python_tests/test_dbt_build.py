@@ -3,16 +3,29 @@
 from __future__ import annotations
 
 import json
+import os
+import random
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from conftest import PUBLIC_LOAN_BOOK, DbtResult, run_dbt
-from loan_recovery.config import cluster_features, post_outcome_columns, project_vars
+from conftest import DBT, PUBLIC_LOAN_BOOK, DbtResult, needs, run_dbt
+from loan_recovery.config import project_dir, project_vars
 
 MARTS = ["recovery_strategies", "borrower_segments", "risk_model_metrics"]
+ANALYST_TABLES = {
+    "borrower_segments",
+    "loan_book_quality",
+    "quarantined_loans",
+    "recovery_strategies",
+    "recovery_strategy_catalog",
+    "risk_model_metrics",
+    "run_settings",
+}
 
 
 def test_sample_build_runs_every_node_and_passes(sample_build: DbtResult) -> None:
@@ -33,16 +46,27 @@ def test_sample_build_runs_every_node_and_passes(sample_build: DbtResult) -> Non
 def test_every_valid_loan_gets_segment_score_and_strategy(sample_build: DbtResult) -> None:
     loans = sample_build.scalar("select count(*) from staging.stg_loans")
     assert loans > 0
-    for table in ["int_loan_segments", "int_loan_risk_scores", "recovery_strategies"]:
+    for table in [
+        "intermediate.int_loan_segments",
+        "intermediate.int_loan_risk_scores",
+        "main.recovery_strategies",
+    ]:
         assert sample_build.scalar(f"select count(distinct loan_id) from {table}") == loans, table
     rows_in = sample_build.scalar("select count(*) from staging.sample_loan_book")
-    quarantined = sample_build.scalar("select count(*) from quarantined_loans")
+    quarantined = sample_build.scalar("select count(*) from main.quarantined_loans")
     assert rows_in == loans + quarantined
 
 
-def test_feature_list_has_no_post_outcome_column() -> None:
-    assert len(cluster_features()) == 10
-    assert not set(cluster_features()) & set(post_outcome_columns())
+def test_analysts_see_only_the_marts_in_the_default_schema(sample_build: DbtResult) -> None:
+    tables = {name for (name,) in sample_build.query("show tables")}
+    assert tables == ANALYST_TABLES
+    layers = dict(
+        sample_build.query(
+            "select table_name, schema_name from duckdb_tables() where table_name like 'stg%' "
+            "or table_name like 'int%'"
+        )
+    )
+    assert set(layers.values()) == {"staging", "intermediate"}
 
 
 def test_sql_auc_matches_sklearn(sample_build: DbtResult) -> None:
@@ -56,21 +80,8 @@ def test_sql_auc_matches_sklearn(sample_build: DbtResult) -> None:
     )
 
 
-def _strategy_recount(result: DbtResult, legal: float, settlement: float) -> dict[str, int]:
-    recount = result.query(
-        f"""
-        select
-            count(*) filter (where risk_score > {legal}),
-            count(*) filter (where risk_score >= {settlement} and risk_score <= {legal}),
-            count(*) filter (where risk_score < {settlement})
-        from intermediate.int_loan_risk_scores
-        """
-    )[0]
-    return dict(zip(["legal", "settlement", "reminders"], recount, strict=True))
-
-
 @pytest.mark.parametrize(("legal", "settlement"), [(0.75, 0.5), (0.6, 0.2), (0.9, 0.9)])
-def test_thresholds_by_var_move_the_assignment_exactly(
+def test_thresholds_by_var_reach_run_settings_and_split_the_scores(
     sample_build: DbtResult, tmp_path: Path, legal: float, settlement: float
 ) -> None:
     database = tmp_path / "loans.duckdb"
@@ -79,18 +90,31 @@ def test_thresholds_by_var_move_the_assignment_exactly(
         tmp_path,
         "run",
         "--select",
+        "run_settings",
         "recovery_strategies",
         dbt_vars={"legal_threshold": legal, "settlement_threshold": settlement},
         database=database,
     )
     assert result.returncode == 0, result.output
-    assigned = dict(
-        result.query("select strategy_code, count(*) from recovery_strategies group by 1")
+    assert result.query("select legal_threshold, settlement_threshold from run_settings") == [
+        (legal, settlement)
+    ]
+    # Every loan is on the right side of both thresholds (the boundaries
+    # themselves are the unit tests' job).
+    bands = dict(
+        result.query(
+            "select strategy_code, [min(risk_score), max(risk_score)] from recovery_strategies "
+            "group by 1"
+        )
     )
-    expected = {
-        code: count for code, count in _strategy_recount(result, legal, settlement).items() if count
-    }
-    assert assigned == expected
+    if "legal" in bands:
+        assert bands["legal"][0] > legal
+    if "settlement" in bands:
+        assert settlement <= bands["settlement"][0] and bands["settlement"][1] <= legal
+    if "reminders" in bands:
+        assert bands["reminders"][1] < settlement
+    total = result.scalar("select count(*) from recovery_strategies")
+    assert total == sample_build.scalar("select count(*) from staging.stg_loans")
 
 
 @pytest.mark.parametrize(
@@ -102,6 +126,9 @@ def test_thresholds_by_var_move_the_assignment_exactly(
         ),
         ({"legal_threshold": 1.5}, "legal_threshold must be a number between 0 and 1"),
         ({"settlement_threshold": "high"}, "settlement_threshold must be a number between 0 and 1"),
+        ({"n_segments": 1}, "n_segments must be a whole number of at least 2"),
+        ({"reference": {"category_values": {}}}, "'reference' holds the project's fixed facts"),
+        ({"legal_threshold": "{{ 0.9 }}"}, "legal_threshold holds Jinja"),
     ],
 )
 def test_bad_thresholds_stop_the_run_before_anything_is_built(
@@ -121,10 +148,8 @@ def test_vars_defaults_are_the_documented_ones() -> None:
     assert defaults["n_segments"] == 4
 
 
-@pytest.mark.skipif(
-    not PUBLIC_LOAN_BOOK.is_file(), reason=f"public loan book not found at {PUBLIC_LOAN_BOOK}"
-)
 def test_public_loan_book_builds_unedited(tmp_path: Path) -> None:
+    needs(PUBLIC_LOAN_BOOK.is_file(), f"the public loan book is not at {PUBLIC_LOAN_BOOK}")
     result = run_dbt(tmp_path, "build", dbt_vars={"loans_path": str(PUBLIC_LOAN_BOOK)})
     assert result.returncode == 0, result.output
     assert result.scalar("select count(*) from staging.stg_loans") == 500
@@ -151,23 +176,89 @@ def test_docs_generate_documents_marts_and_business_rules(
     assert exposures == {"loan_recovery_report", "bi_dashboards"}
 
 
-def test_builds_of_the_same_book_give_identical_scores(tmp_path: Path) -> None:
-    # Caps below the sample size exercise the sampled fit, where DuckDB's row
-    # order could leak into the model if the sample depended on it.
+def test_the_same_book_shuffled_gives_identical_segments_and_scores(tmp_path: Path) -> None:
+    # Caps below the book's size exercise the sampled fits, where row order
+    # could leak into the model if the sample or a seed depended on it.
     caps = {"segmentation_sample_rows": 700, "scoring_sample_rows": 900}
-    for run in range(2):
-        (tmp_path / str(run)).mkdir()
-    builds = [run_dbt(tmp_path / str(run), "build", dbt_vars=caps) for run in range(2)]
-    checks = (
-        "select loan_id, segment_id, risk_score, model_version from recovery_strategies order by 1"
-    )
+    seed = project_dir() / "seeds" / "sample_loan_book.csv"
+    header, *rows = seed.read_text(encoding="utf-8").splitlines()
+    random.Random(7).shuffle(rows)
+    shuffled = tmp_path / "shuffled.csv"
+    shuffled.write_text("\n".join([header, *rows]) + "\n", encoding="utf-8")
+    builds = []
+    for name, loans in (("seed", None), ("shuffled", shuffled)):
+        (tmp_path / name).mkdir()
+        extra = {"loans_path": str(loans)} if loans else {}
+        builds.append(run_dbt(tmp_path / name, "build", dbt_vars={**caps, **extra}))
     for build in builds:
         assert build.returncode == 0, build.output
+    checks = (
+        "select loan_id, segment_id, risk_score, model_version from main.recovery_strategies "
+        "order by 1"
+    )
     first, second = (build.query(checks) for build in builds)
+    assert len(first) == 2000
     assert first == second
+    positions = builds[1].query(
+        "select loan_id, source_row_number from staging.stg_loans order by 2 limit 3"
+    )
+    assert [loan for loan, _ in positions] != ["LN_1", "LN_2", "LN_3"], "the file was not shuffled"
     assert (
         builds[0].scalar(
             "select count(*) from intermediate.int_loan_risk_scores where is_training_row"
         )
         == 900
     )
+
+
+def test_other_k_segments_end_to_end(sample_build: DbtResult, tmp_path: Path) -> None:
+    database = tmp_path / "loans.duckdb"
+    shutil.copy(sample_build.database, database)
+    result = run_dbt(
+        tmp_path,
+        "build",
+        "--select",
+        "int_loan_segments+",
+        dbt_vars={"n_segments": 5, "scoring_trees": 20},
+        database=database,
+    )
+    assert result.returncode == 0, result.output
+    segments = result.query(
+        "select segment_id, segment_name, is_high_risk from borrower_segments order by 1"
+    )
+    assert [segment_id for segment_id, _, _ in segments] == [1, 2, 3, 4, 5]
+    assert len({name for _, name, _ in segments}) == 5
+    assert [high for _, _, high in segments] == [False, False, False, True, True]
+
+
+def test_dbt_build_works_with_the_package_installed_outside_the_project(tmp_path: Path) -> None:
+    # What `pip install .` leaves: the package in site-packages, away from
+    # dbt_project.yml. A copy on PYTHONPATH shadows the editable install, and
+    # dbt runs from another directory, so nothing can find the project by
+    # the package's location or the working directory.
+    site = tmp_path / "site-packages"
+    shutil.copytree(project_dir() / "src" / "loan_recovery", site / "loan_recovery")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    database = tmp_path / "loans.duckdb"
+    command = [
+        DBT, "build", "--project-dir", str(project_dir()), "--profiles-dir", str(project_dir()),
+        "--target-path", str(tmp_path / "target"), "--log-path", str(tmp_path),
+        "--vars", "{scoring_trees: 10}",
+    ]  # fmt: skip
+    environment = {
+        **os.environ,
+        "PYTHONPATH": str(site),
+        "LOAN_RECOVERY_DB": str(database),
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+    }
+    environment.pop("LOAN_RECOVERY_PROJECT_DIR", None)
+    done = subprocess.run(
+        command, cwd=elsewhere, env=environment, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    probe = subprocess.run(
+        [sys.executable, "-c", "import loan_recovery; print(loan_recovery.__file__)"],
+        cwd=elsewhere, env=environment, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert probe.stdout.startswith(str(site))

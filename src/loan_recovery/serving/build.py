@@ -47,7 +47,7 @@ from loan_recovery.serving.lock import publish_lock
 from loan_recovery.serving.paths import (
     BuildDir,
     ServedPaths,
-    check_replaceable,
+    check_served_path,
     make_directory,
     new_build_id,
 )
@@ -123,7 +123,7 @@ def build(
     """
     root = project or project_dir()
     paths = ServedPaths(served)
-    check_replaceable(paths.served, "--db")
+    check_served_path(paths)
     started_at = utc_now()
     build_id = new_build_id(started_at)
     build_dir = BuildDir(paths.builds / build_id)
@@ -326,7 +326,7 @@ def rollback(served: Path, project: Path | None = None) -> RollbackResult:
     """Serve the previous build again, under the lock (see :func:`swap.rollback_swap`)."""
     root = project or project_dir()
     paths = ServedPaths(served)
-    check_replaceable(paths.served, "--db")
+    check_served_path(paths)
     with publish_lock(paths, "rollback"):
         try:
             return rollback_swap(paths, root)

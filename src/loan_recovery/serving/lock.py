@@ -40,8 +40,9 @@ def publish_lock(paths: ServedPaths, holder: str) -> Iterator[None]:
         raise BuildError("lock", os_error_reason(error, paths.lock), exit_code=EXIT_USAGE) from None
     try:
         info = os.fstat(fd)
-        head = os.pread(fd, 4, 0)
-        if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1 or head not in (b"", b"pid "):
+        # Judge the kind before reading: pread on a FIFO fails ("Illegal seek").
+        plain = stat.S_ISREG(info.st_mode) and info.st_nlink == 1
+        if not plain or os.pread(fd, 4, 0) not in (b"", b"pid "):
             raise BuildError(
                 "lock",
                 f"{paths.lock} exists and is not a lock file of loan-recovery's "

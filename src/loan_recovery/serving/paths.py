@@ -164,6 +164,23 @@ def holds_build_info(path: Path) -> bool:
     return bool(row and row[0])
 
 
+def check_served_path(paths: ServedPaths) -> None:
+    """Refuse a served path DuckDB cannot write: one holding '?'.
+
+    DuckDB reads what follows a '?' as options, so it would write the WAL
+    of ``/srv/a?b/x.duckdb`` to ``/srv/a.wal?b/x.duckdb``; every other
+    character is fine.
+    """
+    if "?" in str(paths.served):
+        raise BuildError(
+            "db",
+            f"--db {paths.served}: DuckDB cannot write under a path holding '?' (it reads "
+            "what follows as options); choose a path without it",
+            exit_code=EXIT_USAGE,
+        )
+    check_replaceable(paths.served, "--db")
+
+
 def check_replaceable(path: Path, role: str) -> None:
     """Refuse to build over ``path`` unless it is absent or a build of ours.
 

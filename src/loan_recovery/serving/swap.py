@@ -14,6 +14,11 @@ holding another build is the build served just before, and becomes
 ``S.previous``. A rollback swaps ``S`` and ``S.previous`` the same way,
 through ``S.rollback.partial``, and refuses when both hold the same build.
 
+The renames that must happen together (publish: steps 2 and 3; rollback:
+its two renames) run with SIGINT and SIGTERM held: a signal that arrives
+then is taken after the renames, so the command never reports "nothing
+published" about a build it has just published.
+
 The new file takes the served file's permission bits and group before it
 is published, so restricted loan data stays restricted.
 """
@@ -24,7 +29,9 @@ import contextlib
 import grp
 import os
 import shutil
+import signal
 import stat
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,6 +101,26 @@ def inherit_access(new_file: Path, served: Path) -> None:
             ) from None
 
 
+HELD_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM})
+
+
+@contextlib.contextmanager
+def renames_together() -> Iterator[list[int]]:
+    """Hold SIGINT and SIGTERM across renames that must not be split; yields what arrived.
+
+    A held signal is consumed, not re-raised: the renames were the command's
+    last act, so it ends as done (the caller logs what arrived).
+    """
+    arrived: list[int] = []
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, HELD_SIGNALS)
+    try:
+        yield arrived
+    finally:
+        while (pending := signal.sigtimedwait(HELD_SIGNALS, 0)) is not None:
+            arrived.append(pending.si_signo)
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 def _link_or_copy(source: Path, destination: Path) -> None:
     with contextlib.suppress(FileNotFoundError):
         destination.unlink()
@@ -121,11 +148,12 @@ def swap_in(build_file: Path, paths: ServedPaths) -> Path | None:
     if had_served:
         _link_or_copy(paths.served, paths.previous_partial)
     pause_point("swap")
-    os.replace(build_file, paths.served)
-    fsync_dir_quietly(paths.served.parent)
-    if had_served:
-        os.replace(paths.previous_partial, paths.previous)
+    with renames_together():
+        os.replace(build_file, paths.served)
         fsync_dir_quietly(paths.served.parent)
+        if had_served:
+            os.replace(paths.previous_partial, paths.previous)
+            fsync_dir_quietly(paths.served.parent)
     fsync_dir_quietly(build_file.parent)
     return paths.previous if had_served else None
 
@@ -206,11 +234,12 @@ def rollback_swap(paths: ServedPaths, root: Path) -> RollbackResult:
         if paths.served.exists():
             _link_or_copy(paths.served, paths.rollback_partial)
         pause_point("rollback")
-        os.replace(paths.previous, paths.served)
-        fsync_dir_quietly(paths.served.parent)
-        if paths.rollback_partial.exists():
-            os.replace(paths.rollback_partial, paths.previous)
+        with renames_together():
+            os.replace(paths.previous, paths.served)
             fsync_dir_quietly(paths.served.parent)
+            if paths.rollback_partial.exists():
+                os.replace(paths.rollback_partial, paths.previous)
+                fsync_dir_quietly(paths.served.parent)
     except OSError as error:
         raise BuildError("rollback", os_error_reason(error)) from None
     return RollbackResult(paths.served, checked.build_id, replaced)
