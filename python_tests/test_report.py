@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import html
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -28,7 +27,7 @@ import pytest
 import yaml
 from plotly.offline import get_plotlyjs
 
-from conftest import DbtResult
+from conftest import DbtResult, needs
 from loan_recovery import build_info
 from loan_recovery.build_info import BuildInfo
 from loan_recovery.cli import main
@@ -591,12 +590,9 @@ window.addEventListener('load', () => setTimeout(() => {
 
 def chromium() -> str:
     """The browser, else a skip; in CI (CI=true) a missing browser fails instead of skipping."""
-    if CHROMIUM is not None:
-        return CHROMIUM
-    missing = "chromium not installed (apt-get install chromium; .ci/run does)"
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"CI=true but {missing}: the browser test must run in CI", pytrace=False)
-    pytest.skip(missing)
+    needs(CHROMIUM is not None, "chromium not installed (apt-get install chromium; .ci/run does)")
+    assert CHROMIUM is not None
+    return CHROMIUM
 
 
 def test_every_chart_renders_in_headless_chromium_offline(

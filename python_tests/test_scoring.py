@@ -9,10 +9,23 @@ import pytest
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.metrics import roc_auc_score
 
-from loan_recovery.config import cluster_features
+from loan_recovery.config import cluster_features, post_outcome_columns, run_setting_defaults
 from loan_recovery.scoring import forest_parameters, score_risk
 
 FEATURES = cluster_features()
+SETTINGS = run_setting_defaults()
+
+
+def score(training, features, **overrides):
+    """score_risk with the project's default settings, overridden where a test says."""
+    settings = {
+        "post_outcome_columns": post_outcome_columns(),
+        "n_trees": SETTINGS["scoring_trees"],
+        "sample_rows": SETTINGS["scoring_sample_rows"],
+        "random_state": SETTINGS["random_state"],
+        **overrides,
+    }
+    return score_risk(training, features, **settings)
 
 
 def make_training(n: int, seed: int = 0, label: str = "signal") -> pd.DataFrame:
@@ -34,7 +47,7 @@ def training() -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def scored(training: pd.DataFrame) -> pd.DataFrame:
-    return score_risk(training, FEATURES)
+    return score(training, FEATURES)
 
 
 def test_every_loan_gets_a_score_in_unit_interval(training: pd.DataFrame, scored) -> None:
@@ -54,7 +67,7 @@ def test_scores_rank_a_real_signal(training: pd.DataFrame, scored) -> None:
 
 def test_scores_are_out_of_sample_on_a_noise_label() -> None:
     noise = make_training(1_500, seed=1, label="noise")
-    scored = score_risk(noise, FEATURES)
+    scored = score(noise, FEATURES)
     assert roc_auc_score(noise["is_high_risk"], scored["risk_score"]) < 0.7
     # The same forest scoring the rows it was trained on would look near-perfect.
     parameters = forest_parameters(len(noise), 100, 42)
@@ -64,14 +77,14 @@ def test_scores_are_out_of_sample_on_a_noise_label() -> None:
 
 
 def test_same_input_gives_identical_scores_and_version(training: pd.DataFrame, scored) -> None:
-    again = score_risk(training.copy(), FEATURES)
+    again = score(training.copy(), FEATURES)
     pd.testing.assert_frame_equal(again, scored)
     assert np.array_equal(again["risk_score"].to_numpy(), scored["risk_score"].to_numpy())
 
 
 def test_row_order_does_not_change_scores(training: pd.DataFrame, scored) -> None:
     shuffled = training.sample(frac=1.0, random_state=3).reset_index(drop=True)
-    again = score_risk(shuffled, FEATURES)
+    again = score(shuffled, FEATURES)
     left = again.sort_values("loan_id").reset_index(drop=True)
     right = scored.sort_values("loan_id").reset_index(drop=True)
     pd.testing.assert_frame_equal(left, right)
@@ -79,9 +92,9 @@ def test_row_order_does_not_change_scores(training: pd.DataFrame, scored) -> Non
 
 def test_sampled_training_is_independent_of_row_order(training: pd.DataFrame) -> None:
     sample_rows = len(training) // 3
-    first = score_risk(training, FEATURES, sample_rows=sample_rows)
+    first = score(training, FEATURES, sample_rows=sample_rows)
     shuffled = training.sample(frac=1.0, random_state=5).reset_index(drop=True)
-    again = score_risk(shuffled, FEATURES, sample_rows=sample_rows)
+    again = score(shuffled, FEATURES, sample_rows=sample_rows)
     left = again.sort_values("loan_id").reset_index(drop=True)
     right = first.sort_values("loan_id").reset_index(drop=True)
     pd.testing.assert_frame_equal(left, right)
@@ -90,76 +103,76 @@ def test_sampled_training_is_independent_of_row_order(training: pd.DataFrame) ->
 def test_version_changes_with_data_and_features(training: pd.DataFrame, scored) -> None:
     changed = training.copy()
     changed.loc[10, "monthly_income"] += 1.0
-    assert score_risk(changed, FEATURES)["model_version"].iloc[0] != scored["model_version"].iloc[0]
-    fewer = score_risk(training, FEATURES[:-1])
+    assert score(changed, FEATURES)["model_version"].iloc[0] != scored["model_version"].iloc[0]
+    fewer = score(training, FEATURES[:-1])
     assert fewer["model_version"].iloc[0] != scored["model_version"].iloc[0]
-    other_seed = score_risk(training, FEATURES, random_state=7)
+    other_seed = score(training, FEATURES, random_state=7)
     assert other_seed["model_version"].iloc[0] != scored["model_version"].iloc[0]
 
 
 def test_sample_cap_trains_on_a_sample_and_scores_the_rest() -> None:
     big = make_training(4_000, seed=2)
-    scored = score_risk(big, FEATURES, n_trees=30, sample_rows=1_000)
+    scored = score(big, FEATURES, n_trees=30, sample_rows=1_000)
     assert scored["is_training_row"].sum() == 1_000
     assert scored["risk_score"].notna().all()
     assert scored["risk_score"].between(0.0, 1.0).all()
     held_out = ~scored["is_training_row"]
     auc = roc_auc_score(big.loc[held_out, "is_high_risk"], scored.loc[held_out, "risk_score"])
     assert auc > 0.9
-    pd.testing.assert_frame_equal(score_risk(big, FEATURES, n_trees=30, sample_rows=1_000), scored)
+    pd.testing.assert_frame_equal(score(big, FEATURES, n_trees=30, sample_rows=1_000), scored)
 
 
 def test_rows_never_out_of_bag_are_scored_out_of_fold() -> None:
     noise = make_training(600, seed=4, label="noise")
-    scored = score_risk(noise, FEATURES, n_trees=2)  # ~40% of rows are in both bootstraps
+    scored = score(noise, FEATURES, n_trees=2)  # ~40% of rows are in both bootstraps
     assert scored["risk_score"].notna().all()
     assert scored["risk_score"].between(0.0, 1.0).all()
     assert roc_auc_score(noise["is_high_risk"], scored["risk_score"]) < 0.7
-    pd.testing.assert_frame_equal(score_risk(noise, FEATURES, n_trees=2), scored)
+    pd.testing.assert_frame_equal(score(noise, FEATURES, n_trees=2), scored)
 
 
 def test_arrow_and_integer_labels_match_pandas(training: pd.DataFrame, scored) -> None:
     table = pa.Table.from_pandas(training, preserve_index=False)
     chunked = pa.Table.from_batches(table.to_batches(max_chunksize=97))
-    from_arrow = score_risk(chunked, FEATURES)
+    from_arrow = score(chunked, FEATURES)
     pd.testing.assert_frame_equal(
         from_arrow.astype({"loan_id": str}), scored.astype({"loan_id": str})
     )
     as_int = training.assign(is_high_risk=training["is_high_risk"].astype(int))
-    pd.testing.assert_frame_equal(score_risk(as_int, FEATURES), scored)
+    pd.testing.assert_frame_equal(score(as_int, FEATURES), scored)
 
 
 def test_empty_input_is_a_clear_error(training: pd.DataFrame) -> None:
     with pytest.raises(ValueError, match="no loans to score: the input has 0 rows"):
-        score_risk(training.iloc[:0], FEATURES)
+        score(training.iloc[:0], FEATURES)
 
 
 def test_leaky_features_are_rejected(training: pd.DataFrame) -> None:
     leaky = training.assign(legal_action_taken=1)
     with pytest.raises(ValueError, match=r"legal_action_taken.*recorded after the recovery"):
-        score_risk(leaky, [*FEATURES, "legal_action_taken"])
+        score(leaky, [*FEATURES, "legal_action_taken"])
     with pytest.raises(ValueError, match="is_high_risk are the model's label"):
-        score_risk(training, [*FEATURES, "is_high_risk"])
+        score(training, [*FEATURES, "is_high_risk"])
 
 
 def test_missing_columns_are_named(training: pd.DataFrame) -> None:
     with pytest.raises(ValueError, match=r"missing column\(s\) is_high_risk"):
-        score_risk(training.drop(columns=["is_high_risk"]), FEATURES)
+        score(training.drop(columns=["is_high_risk"]), FEATURES)
     with pytest.raises(ValueError, match=r"missing column\(s\) age"):
-        score_risk(training.drop(columns=["age"]), FEATURES)
+        score(training.drop(columns=["age"]), FEATURES)
 
 
 def test_single_class_label_is_a_clear_error(training: pd.DataFrame) -> None:
     with pytest.raises(ValueError, match="one class only"):
-        score_risk(training.assign(is_high_risk=False), FEATURES)
+        score(training.assign(is_high_risk=False), FEATURES)
 
 
 def test_null_label_and_null_feature_are_named(training: pd.DataFrame) -> None:
     holes = training.astype({"is_high_risk": "boolean"})
     holes.loc[[1, 2], "is_high_risk"] = pd.NA
     with pytest.raises(ValueError, match="'is_high_risk' has 2 null"):
-        score_risk(holes, FEATURES)
+        score(holes, FEATURES)
     holes = training.copy()
     holes.loc[7, "days_past_due"] = np.inf
     with pytest.raises(ValueError, match="'days_past_due' has 1 null or non-finite"):
-        score_risk(holes, FEATURES)
+        score(holes, FEATURES)

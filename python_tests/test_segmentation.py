@@ -12,12 +12,11 @@ import pytest
 from sklearn.cluster import KMeans
 
 from loan_recovery import segmentation
-from loan_recovery.config import cluster_features
+from loan_recovery.config import cluster_features, post_outcome_columns, run_setting_defaults
 from loan_recovery.model_input import LoanColumns
 from loan_recovery.segmentation import (
     BURDEN_WEIGHT,
     TIER_THRESHOLD,
-    assign_segments,
     high_risk_count,
     name_segments,
     profile_measures,
@@ -25,6 +24,25 @@ from loan_recovery.segmentation import (
 )
 
 FEATURES = cluster_features()
+SETTINGS = run_setting_defaults()
+
+
+def segment(loans, features, **overrides):
+    """segment_loans with the project's default settings, overridden where a test says."""
+    settings = {
+        "post_outcome_columns": post_outcome_columns(),
+        "n_segments": SETTINGS["n_segments"],
+        "sample_rows": SETTINGS["segmentation_sample_rows"],
+        "random_state": SETTINGS["random_state"],
+        **overrides,
+    }
+    return segment_loans(loans, features, **settings)
+
+
+def assign(loans, features, **overrides):
+    """assign_segments with the project's default settings, overridden where a test says."""
+    return segment(loans, features, **overrides).assignments
+
 
 # Plausible units: (mean, standard deviation) per feature.
 UNITS = {
@@ -78,7 +96,7 @@ def book() -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def segmented(book: pd.DataFrame) -> segmentation.Segmentation:
-    return segment_loans(book, FEATURES)
+    return segment(book, FEATURES)
 
 
 def by_loan(assignments: pd.DataFrame) -> pd.DataFrame:
@@ -101,7 +119,7 @@ def test_every_loan_gets_one_segment(book: pd.DataFrame, segmented) -> None:
 
 def test_ids_and_names_survive_row_shuffle(book: pd.DataFrame, segmented) -> None:
     shuffled = book.sample(frac=1.0, random_state=7).reset_index(drop=True)
-    again = assign_segments(shuffled, FEATURES)
+    again = assign(shuffled, FEATURES)
     pd.testing.assert_frame_equal(by_loan(again), by_loan(segmented.assignments))
 
 
@@ -109,9 +127,9 @@ def test_sampled_fit_is_independent_of_row_order(book: pd.DataFrame) -> None:
     # DuckDB does not promise row order between builds: a book larger than the
     # fitting sample must still give every loan the same segment.
     sample_rows = len(book) // 3
-    first = assign_segments(book, FEATURES, sample_rows=sample_rows)
+    first = assign(book, FEATURES, sample_rows=sample_rows)
     shuffled = book.sample(frac=1.0, random_state=11).reset_index(drop=True)
-    again = assign_segments(shuffled, FEATURES, sample_rows=sample_rows)
+    again = assign(shuffled, FEATURES, sample_rows=sample_rows)
     pd.testing.assert_frame_equal(by_loan(again), by_loan(first))
 
 
@@ -130,7 +148,7 @@ def test_ids_and_names_survive_permuted_kmeans_labels(
             return self
 
     monkeypatch.setattr(segmentation, "KMeans", PermutedKMeans)
-    again = assign_segments(book, FEATURES)
+    again = assign(book, FEATURES)
     assert calls
     pd.testing.assert_frame_equal(again, segmented.assignments)
 
@@ -282,27 +300,26 @@ def test_measures_follow_their_definitions() -> None:
 
 def test_fitting_on_a_sample_still_assigns_every_loan() -> None:
     book = make_book(3_000, seed=5)
-    first = segment_loans(book, FEATURES, sample_rows=500)
-    second = assign_segments(book, FEATURES, sample_rows=500)
-    assert len(first.assignments) == len(book)
-    assert first.assignments["segment_id"].notna().all()
+    first = segment(book, FEATURES, sample_rows=500)
+    second = first.assignments
+    assert len(second) == len(book)
+    assert second["segment_id"].notna().all()
     assert first.profile["size"].sum() == len(book)
-    pd.testing.assert_frame_equal(first.assignments, second)
-    full = assign_segments(book, FEATURES)
+    full = assign(book, FEATURES)
     assert (full["segment_id"] == second["segment_id"]).mean() > 0.99
 
 
 def test_arrow_input_matches_pandas(book: pd.DataFrame, segmented) -> None:
     table = pa.Table.from_pandas(book, preserve_index=False)
     chunked = pa.Table.from_batches(table.to_batches(max_chunksize=77))
-    out = assign_segments(chunked, FEATURES)
+    out = assign(chunked, FEATURES)
     pd.testing.assert_frame_equal(
         out.astype({"loan_id": str}), segmented.assignments.astype({"loan_id": str})
     )
-    sampled = assign_segments(chunked, FEATURES, sample_rows=500)
+    sampled = assign(chunked, FEATURES, sample_rows=500)
     pd.testing.assert_frame_equal(
         sampled.astype({"loan_id": str}),
-        assign_segments(book, FEATURES, sample_rows=500).astype({"loan_id": str}),
+        assign(book, FEATURES, sample_rows=500).astype({"loan_id": str}),
     )
 
 
@@ -324,7 +341,7 @@ def test_chunked_columns_read_like_one_array() -> None:
 
 def test_other_columns_are_ignored(book: pd.DataFrame, segmented) -> None:
     extra = book.assign(recovery_status="Written Off", notes="x")
-    pd.testing.assert_frame_equal(assign_segments(extra, FEATURES), segmented.assignments)
+    pd.testing.assert_frame_equal(assign(extra, FEATURES), segmented.assignments)
 
 
 @pytest.mark.parametrize("rows", ["pandas", "arrow"])
@@ -332,48 +349,48 @@ def test_empty_input_is_a_clear_error(book: pd.DataFrame, rows: str) -> None:
     empty = book.iloc[:0]
     data = pa.Table.from_pandas(empty, preserve_index=False) if rows == "arrow" else empty
     with pytest.raises(ValueError, match="no loans to segment: the input has 0 rows"):
-        assign_segments(data, FEATURES)
+        assign(data, FEATURES)
 
 
 def test_too_few_loans_for_k(book: pd.DataFrame) -> None:
     with pytest.raises(ValueError, match="cannot form 4 segments from 3 loan"):
-        assign_segments(book.iloc[:3], FEATURES)
+        assign(book.iloc[:3], FEATURES)
 
 
 def test_k_below_two(book: pd.DataFrame) -> None:
     with pytest.raises(ValueError, match="n_segments must be at least 2"):
-        assign_segments(book, FEATURES, n_segments=1)
+        assign(book, FEATURES, n_segments=1)
 
 
 def test_leaky_feature_is_rejected(book: pd.DataFrame) -> None:
     leaky = book.assign(collection_attempts=1)
     with pytest.raises(ValueError, match=r"collection_attempts.*recorded after the recovery"):
-        assign_segments(leaky, [*FEATURES, "collection_attempts"])
+        assign(leaky, [*FEATURES, "collection_attempts"])
 
 
 def test_missing_columns_are_named(book: pd.DataFrame) -> None:
     with pytest.raises(ValueError, match=r"missing column\(s\) monthly_emi, days_past_due"):
-        assign_segments(book.drop(columns=["days_past_due", "monthly_emi"]), FEATURES)
+        assign(book.drop(columns=["days_past_due", "monthly_emi"]), FEATURES)
 
 
 def test_nulls_are_named_with_their_count(book: pd.DataFrame) -> None:
     holes = book.copy()
     holes.loc[[3, 5, 8], "monthly_income"] = np.nan
     with pytest.raises(ValueError, match="'monthly_income' has 3 null"):
-        assign_segments(holes, FEATURES)
+        assign(holes, FEATURES)
     table = pa.Table.from_pandas(holes, preserve_index=False)
     with pytest.raises(ValueError, match="'monthly_income' has 3 null"):
-        assign_segments(table, FEATURES)
+        assign(table, FEATURES)
 
 
 def test_text_feature_is_rejected(book: pd.DataFrame) -> None:
     with pytest.raises(ValueError, match="'age' must be numeric"):
-        assign_segments(book.assign(age="forty"), FEATURES)
+        assign(book.assign(age="forty"), FEATURES)
 
 
 def test_naming_needs_the_profile_features(book: pd.DataFrame) -> None:
     with pytest.raises(ValueError, match="segment naming needs the features days_past_due"):
-        assign_segments(book, [f for f in FEATURES if f != "days_past_due"])
+        assign(book, [f for f in FEATURES if f != "days_past_due"])
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -381,11 +398,11 @@ def test_too_few_distinct_loans_for_k(book: pd.DataFrame) -> None:
     clones = pd.concat([book.iloc[[0]]] * 6, ignore_index=True)
     clones["loan_id"] = [f"C{i}" for i in range(6)]
     with pytest.raises(ValueError, match="too few distinct loans for n_segments=4"):
-        assign_segments(clones, FEATURES)
+        assign(clones, FEATURES)
 
 
 def test_parameters_must_be_integers(book: pd.DataFrame) -> None:
     with pytest.raises(TypeError, match="n_segments must be an integer"):
-        assign_segments(book, FEATURES, n_segments="4")
+        assign(book, FEATURES, n_segments="4")
     with pytest.raises(TypeError, match="features must be a list"):
-        assign_segments(book, "age")
+        assign(book, "age")

@@ -33,7 +33,7 @@ from typing import Any
 import duckdb
 import pytest
 
-from conftest import valid_loan
+from conftest import needs, valid_loan
 from loan_recovery.build_info import BuildInfo, utc_now
 from loan_recovery.config import loan_book_columns, project_dir, run_setting_defaults
 from loan_recovery.generate import write_loan_book
@@ -413,8 +413,10 @@ def duckdb_1x_python() -> Path:
     if install.returncode != 0:
         output = install.stdout + install.stderr
         last = output.strip().splitlines()[-1] if output.strip() else "no output"
-        if any(marker in output for marker in NETWORK_ERRORS):
-            pytest.skip(f"PyPI unreachable, cannot install duckdb=={DUCKDB_1X}: {last}")
+        needs(
+            not any(marker in output for marker in NETWORK_ERRORS),
+            f"PyPI is unreachable, so duckdb=={DUCKDB_1X} cannot be installed: {last}",
+        )
         pytest.fail(f"pip install duckdb=={DUCKDB_1X} failed: {output}")
     return python
 
