@@ -41,7 +41,7 @@
         ) }}
     {%- endif -%}
 
-    {%- for name, minimum in [('n_segments', 2), ('segmentation_sample_rows', 2), ('scoring_sample_rows', 2), ('scoring_trees', 1), ('random_state', 0)] -%}
+    {%- for name, minimum in [('n_segments', 2), ('segmentation_sample_rows', 2), ('scoring_sample_rows', 2), ('scoring_trees', 1), ('random_state', 0), ('min_resolved_loans', 2), ('outcome_sample_rows', 2), ('outcome_trees', 1)] -%}
         {%- set value = var(name) -%}
         {%- if value is not number or value is boolean or value != value | int or value < minimum -%}
             {{ exceptions.raise_compiler_error("invalid --vars: " ~ name ~ " must be a whole number of at least " ~ minimum ~ ", got " ~ value) }}
@@ -51,6 +51,10 @@
     {%- set ratio = var('max_outstanding_to_loan_ratio') -%}
     {%- if ratio is not number or ratio is boolean or ratio < 1 -%}
         {{ exceptions.raise_compiler_error("invalid --vars: max_outstanding_to_loan_ratio must be a number of at least 1, got " ~ ratio) }}
+    {%- endif -%}
+
+    {%- if var('strategy_score') not in ['outcome', 'segment'] -%}
+        {{ exceptions.raise_compiler_error("invalid --vars: strategy_score must be outcome or segment, got " ~ var('strategy_score')) }}
     {%- endif -%}
 
     {%- if var('loans_path') is not string -%}

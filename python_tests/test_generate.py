@@ -18,9 +18,10 @@ import pytest
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.metrics import roc_auc_score
 
-from loan_recovery import config, generate
+from loan_recovery import config
 from loan_recovery.cli import main as cli_main
-from loan_recovery.generate import generate_loan_book, write_loan_book
+from loan_recovery.generate import book as book_module
+from loan_recovery.generate import generate_loan_book, rules, write_loan_book
 
 ROWS = 20_000
 SEED = 7
@@ -67,14 +68,14 @@ def test_columns_are_the_configured_columns_in_order(book: pd.DataFrame) -> None
 
 def test_column_order_is_read_from_config(monkeypatch: pytest.MonkeyPatch) -> None:
     reordered = list(reversed(config.loan_book_columns()))
-    monkeypatch.setattr(generate, "loan_book_columns", lambda: reordered)
+    monkeypatch.setattr(book_module, "loan_book_columns", lambda: reordered)
     assert list(generate_loan_book(10).columns) == reordered
 
 
 def test_changed_category_list_stops_the_generator(monkeypatch: pytest.MonkeyPatch) -> None:
     values = config.category_values()
     values["loan_type"] = [*values["loan_type"], "Education"]
-    monkeypatch.setattr(generate, "category_values", lambda: values)
+    monkeypatch.setattr(rules, "category_values", lambda: values)
     with pytest.raises(ValueError, match="loan_type"):
         generate_loan_book(10)
 
@@ -218,7 +219,7 @@ def test_payment_history_follows_missed_payments(book: pd.DataFrame) -> None:
     history = book["Payment_History"]
     assert ((history == "On-Time") == (missed == 0)).all()
     # Documented rule: the other label on HISTORY_NOISE of delinquent loans.
-    expected = 1 - generate.HISTORY_NOISE
+    expected = 1 - rules.HISTORY_NOISE
     assert share(history[missed.between(1, 2)] == "Delayed") == pytest.approx(expected, abs=0.03)
     assert share(history[missed >= 3] == "Missed") == pytest.approx(expected, abs=0.03)
 
@@ -228,7 +229,7 @@ def test_payment_history_follows_missed_payments(book: pd.DataFrame) -> None:
 
 def test_heavy_burden_is_common_and_drives_delinquency(book: pd.DataFrame) -> None:
     burden = book["Monthly_EMI"] / book["Monthly_Income"]
-    heavy = burden > generate.HEAVY_BURDEN
+    heavy = burden > rules.HEAVY_BURDEN
     assert 0.10 <= share(heavy) <= 0.30
     assert (burden < 1).all()
     delinquent = book["Num_Missed_Payments"] > 0
@@ -317,3 +318,54 @@ def test_cli_generate_writes_the_requested_rows(tmp_path: Path) -> None:
     out = tmp_path / "nested" / "book.parquet"
     assert cli_main(["generate", "--rows", "1234", "--out", str(out), "--seed", "3"]) == 0
     assert duckdb.sql(f"select count(*) from read_parquet('{out}')").fetchall() == [(1234,)]
+
+
+# --- open loans, the truth file, the drifted population ---
+
+
+def test_open_loans_have_no_outcome_and_keep_every_other_value(tmp_path: Path) -> None:
+    closed = generate_loan_book(3_000, seed=SEED)
+    opened = generate_loan_book(3_000, seed=SEED, open_share=0.3)
+    is_open = opened["Recovery_Status"].isna()
+    assert share(is_open) == pytest.approx(0.3, abs=0.03)
+    blank = ["Recovery_Status", "Collection_Attempts", "Collection_Method", "Legal_Action_Taken"]
+    assert opened.loc[is_open, blank].isna().all().all()
+    assert opened.loc[~is_open, blank].notna().all().all()
+    others = [column for column in closed.columns if column not in blank]
+    pd.testing.assert_frame_equal(opened[others], closed[others])
+    pd.testing.assert_frame_equal(
+        opened.loc[~is_open, blank], closed.loc[~is_open, blank], check_dtype=False
+    )
+
+
+def test_truth_file_holds_every_loans_true_outcome(tmp_path: Path) -> None:
+    out, truth = tmp_path / "book.csv", tmp_path / "truth.csv"
+    write_loan_book(2_500, out, SEED, chunk_rows=1_000, open_share=0.4, truth_out=truth)
+    written = pd.read_csv(truth)
+    closed = generate_loan_book(2_500, seed=SEED, chunk_rows=1_000)
+    assert list(written.columns) == ["loan_id", "recovery_status"]
+    assert written["loan_id"].tolist() == closed["Loan_ID"].tolist()
+    assert written["recovery_status"].tolist() == closed["Recovery_Status"].tolist()
+    assert pd.read_csv(out)["Recovery_Status"].isna().sum() > 800
+
+
+def test_drifted_population_earns_less_and_misses_more() -> None:
+    base = generate_loan_book(20_000, seed=SEED)
+    drifted = generate_loan_book(20_000, seed=SEED, population=rules.DRIFTED)
+    assert drifted["Monthly_Income"].mean() == pytest.approx(
+        0.7 * base["Monthly_Income"].mean(), rel=0.01
+    )
+    assert drifted["Days_Past_Due"].mean() > 1.3 * base["Days_Past_Due"].mean()
+    lost = drifted["Recovery_Status"] != "Fully Recovered"
+    assert share(lost) > share(base["Recovery_Status"] != "Fully Recovered") + 0.05
+
+
+def test_cli_generate_writes_open_loans_and_truth(tmp_path: Path) -> None:
+    out, truth = tmp_path / "b.parquet", tmp_path / "t.csv"
+    argv = ["generate", "--rows", "500", "--out", str(out), "--open-share", "0.5"]
+    assert cli_main([*argv, "--truth-out", str(truth)]) == 0
+    assert duckdb.sql(
+        f"select count(*) filter (where Recovery_Status is null) > 200 from read_parquet('{out}')"
+    ).fetchall() == [(True,)]
+    assert len(pd.read_csv(truth)) == 500
+    assert cli_main([*argv[:-2], "--open-share", "1.5"]) == 2

@@ -10,14 +10,15 @@ from sklearn.ensemble import RandomForestClassifier
 from sklearn.metrics import roc_auc_score
 
 from loan_recovery.config import cluster_features, post_outcome_columns, run_setting_defaults
-from loan_recovery.scoring import forest_parameters, score_risk
+from loan_recovery.forest import forest_parameters
+from loan_recovery.scoring import score_segment_risk
 
 FEATURES = cluster_features()
 SETTINGS = run_setting_defaults()
 
 
 def score(training, features, **overrides):
-    """score_risk with the project's default settings, overridden where a test says."""
+    """score_segment_risk with the project's default settings, overridden where a test says."""
     settings = {
         "post_outcome_columns": post_outcome_columns(),
         "n_trees": SETTINGS["scoring_trees"],
@@ -25,7 +26,7 @@ def score(training, features, **overrides):
         "random_state": SETTINGS["random_state"],
         **overrides,
     }
-    return score_risk(training, features, **settings)
+    return score_segment_risk(training, features, **settings)
 
 
 def make_training(n: int, seed: int = 0, label: str = "signal") -> pd.DataFrame:
@@ -51,24 +52,29 @@ def scored(training: pd.DataFrame) -> pd.DataFrame:
 
 
 def test_every_loan_gets_a_score_in_unit_interval(training: pd.DataFrame, scored) -> None:
-    assert list(scored.columns) == ["loan_id", "risk_score", "is_training_row", "model_version"]
+    assert list(scored.columns) == [
+        "loan_id",
+        "segment_risk_score",
+        "is_training_row",
+        "segment_model_version",
+    ]
     assert scored["loan_id"].tolist() == training["loan_id"].tolist()
-    assert scored["risk_score"].dtype == np.float64
-    assert scored["risk_score"].between(0.0, 1.0).all()
+    assert scored["segment_risk_score"].dtype == np.float64
+    assert scored["segment_risk_score"].between(0.0, 1.0).all()
     assert scored["is_training_row"].dtype == bool
     assert scored["is_training_row"].all()
-    assert scored["model_version"].nunique() == 1
-    assert len(scored["model_version"].iloc[0]) == 12
+    assert scored["segment_model_version"].nunique() == 1
+    assert len(scored["segment_model_version"].iloc[0]) == 12
 
 
 def test_scores_rank_a_real_signal(training: pd.DataFrame, scored) -> None:
-    assert roc_auc_score(training["is_high_risk"], scored["risk_score"]) > 0.9
+    assert roc_auc_score(training["is_high_risk"], scored["segment_risk_score"]) > 0.9
 
 
 def test_scores_are_out_of_sample_on_a_noise_label() -> None:
     noise = make_training(1_500, seed=1, label="noise")
     scored = score(noise, FEATURES)
-    assert roc_auc_score(noise["is_high_risk"], scored["risk_score"]) < 0.7
+    assert roc_auc_score(noise["is_high_risk"], scored["segment_risk_score"]) < 0.7
     # The same forest scoring the rows it was trained on would look near-perfect.
     parameters = forest_parameters(len(noise), 100, 42)
     forest = RandomForestClassifier(**parameters).fit(noise[FEATURES], noise["is_high_risk"])
@@ -79,7 +85,9 @@ def test_scores_are_out_of_sample_on_a_noise_label() -> None:
 def test_same_input_gives_identical_scores_and_version(training: pd.DataFrame, scored) -> None:
     again = score(training.copy(), FEATURES)
     pd.testing.assert_frame_equal(again, scored)
-    assert np.array_equal(again["risk_score"].to_numpy(), scored["risk_score"].to_numpy())
+    assert np.array_equal(
+        again["segment_risk_score"].to_numpy(), scored["segment_risk_score"].to_numpy()
+    )
 
 
 def test_row_order_does_not_change_scores(training: pd.DataFrame, scored) -> None:
@@ -103,21 +111,26 @@ def test_sampled_training_is_independent_of_row_order(training: pd.DataFrame) ->
 def test_version_changes_with_data_and_features(training: pd.DataFrame, scored) -> None:
     changed = training.copy()
     changed.loc[10, "monthly_income"] += 1.0
-    assert score(changed, FEATURES)["model_version"].iloc[0] != scored["model_version"].iloc[0]
+    assert (
+        score(changed, FEATURES)["segment_model_version"].iloc[0]
+        != scored["segment_model_version"].iloc[0]
+    )
     fewer = score(training, FEATURES[:-1])
-    assert fewer["model_version"].iloc[0] != scored["model_version"].iloc[0]
+    assert fewer["segment_model_version"].iloc[0] != scored["segment_model_version"].iloc[0]
     other_seed = score(training, FEATURES, random_state=7)
-    assert other_seed["model_version"].iloc[0] != scored["model_version"].iloc[0]
+    assert other_seed["segment_model_version"].iloc[0] != scored["segment_model_version"].iloc[0]
 
 
 def test_sample_cap_trains_on_a_sample_and_scores_the_rest() -> None:
     big = make_training(4_000, seed=2)
     scored = score(big, FEATURES, n_trees=30, sample_rows=1_000)
     assert scored["is_training_row"].sum() == 1_000
-    assert scored["risk_score"].notna().all()
-    assert scored["risk_score"].between(0.0, 1.0).all()
+    assert scored["segment_risk_score"].notna().all()
+    assert scored["segment_risk_score"].between(0.0, 1.0).all()
     held_out = ~scored["is_training_row"]
-    auc = roc_auc_score(big.loc[held_out, "is_high_risk"], scored.loc[held_out, "risk_score"])
+    auc = roc_auc_score(
+        big.loc[held_out, "is_high_risk"], scored.loc[held_out, "segment_risk_score"]
+    )
     assert auc > 0.9
     pd.testing.assert_frame_equal(score(big, FEATURES, n_trees=30, sample_rows=1_000), scored)
 
@@ -125,9 +138,9 @@ def test_sample_cap_trains_on_a_sample_and_scores_the_rest() -> None:
 def test_rows_never_out_of_bag_are_scored_out_of_fold() -> None:
     noise = make_training(600, seed=4, label="noise")
     scored = score(noise, FEATURES, n_trees=2)  # ~40% of rows are in both bootstraps
-    assert scored["risk_score"].notna().all()
-    assert scored["risk_score"].between(0.0, 1.0).all()
-    assert roc_auc_score(noise["is_high_risk"], scored["risk_score"]) < 0.7
+    assert scored["segment_risk_score"].notna().all()
+    assert scored["segment_risk_score"].between(0.0, 1.0).all()
+    assert roc_auc_score(noise["is_high_risk"], scored["segment_risk_score"]) < 0.7
     pd.testing.assert_frame_equal(score(noise, FEATURES, n_trees=2), scored)
 
 

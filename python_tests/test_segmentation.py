@@ -105,7 +105,13 @@ def by_loan(assignments: pd.DataFrame) -> pd.DataFrame:
 
 def test_every_loan_gets_one_segment(book: pd.DataFrame, segmented) -> None:
     out = segmented.assignments
-    assert list(out.columns) == ["loan_id", "segment_id", "segment_name", "is_high_risk"]
+    assert list(out.columns) == [
+        "loan_id",
+        "segment_id",
+        "segment_name",
+        "is_high_risk",
+        "risk_basis",
+    ]
     assert len(out) == len(book)
     assert out["loan_id"].tolist() == book["loan_id"].tolist()
     assert out["segment_id"].dtype == np.int64
@@ -178,62 +184,90 @@ def test_high_risk_segments_are_the_planted_delinquent_ones(book: pd.DataFrame, 
     assert profile["delinquency"][[3, 4]].min() > profile["delinquency"][[1, 2]].max()
 
 
-def test_notebook_vocabulary_where_the_profile_supports_it() -> None:
-    def centroid(**z: float) -> dict[str, float]:
-        return {feature: z.get(feature, 0.0) for feature in FEATURES}
+def _centroid(**z: float) -> dict[str, float]:
+    return {feature: z.get(feature, 0.0) for feature in FEATURES}
 
-    centroids = pd.DataFrame(
-        [
-            centroid(
-                monthly_income=-0.2,
-                loan_amount=1.2,
-                outstanding_loan_amount=1.0,
-                monthly_emi=0.8,
-                num_missed_payments=1.5,
-                days_past_due=1.5,
-            ),
-            centroid(
-                monthly_income=1.0, loan_amount=-0.1, num_missed_payments=-0.8, days_past_due=-0.8
-            ),
-            centroid(
-                loan_amount=0.2,
-                outstanding_loan_amount=0.9,
-                monthly_emi=1.0,
-                num_missed_payments=0.3,
-                days_past_due=0.3,
-            ),
-            centroid(
-                monthly_income=0.1,
-                loan_amount=0.1,
-                outstanding_loan_amount=0.1,
-                monthly_emi=0.1,
-                num_missed_payments=-0.1,
-                days_past_due=-0.1,
-            ),
-        ]
-    )
-    named = name_segments(centroids).sort_values("segment_id")
+
+VOCABULARY_CENTROIDS = pd.DataFrame(
+    [
+        _centroid(
+            monthly_income=-0.2,
+            loan_amount=1.2,
+            outstanding_loan_amount=1.0,
+            monthly_emi=0.8,
+            num_missed_payments=1.5,
+            days_past_due=1.5,
+        ),
+        _centroid(
+            monthly_income=1.0, loan_amount=-0.1, num_missed_payments=-0.8, days_past_due=-0.8
+        ),
+        _centroid(
+            loan_amount=0.2,
+            outstanding_loan_amount=0.9,
+            monthly_emi=1.0,
+            num_missed_payments=0.3,
+            days_past_due=0.3,
+        ),
+        _centroid(
+            monthly_income=0.1,
+            loan_amount=0.1,
+            outstanding_loan_amount=0.1,
+            monthly_emi=0.1,
+            num_missed_payments=-0.1,
+            days_past_due=-0.1,
+        ),
+    ]
+)
+
+
+def test_notebook_vocabulary_by_delinquency_without_outcomes() -> None:
+    named = name_segments(VOCABULARY_CENTROIDS).sort_values("segment_id")
     assert named["segment_name"].tolist() == [
         "High Income, Low Default Risk",
         "Moderate Income, Medium Risk",
-        "Moderate Income, High Loan Burden",
+        "High Loan Burden, Higher Default Risk",
         "High Loan, Higher Default Risk",
     ]
     assert named["is_high_risk"].tolist() == [False, False, True, True]
+    assert set(named["risk_basis"]) == {"delinquency"}
+
+
+def test_outcomes_decide_the_risk_words_where_they_differ_from_arrears() -> None:
+    # The most delinquent profile (row 0) recovered best, and the quiet one
+    # (row 3) lost most: the names follow what happened, not the arrears.
+    loss_rates = [0.10, 0.30, 0.45, 0.70]
+    named = name_segments(VOCABULARY_CENTROIDS, loss_rates, book_loss_rate=0.40)
+    by_row = named.sort_index()
+    assert by_row["segment_id"].tolist() == [1, 2, 3, 4]
+    assert by_row["is_high_risk"].tolist() == [False, False, True, True]
+    assert by_row["segment_name"].tolist() == [
+        "High Loan, Low Default Risk",
+        "High Income, Medium Risk",
+        "High Loan Burden, Higher Default Risk",
+        "Moderate Income, Higher Default Risk",
+    ]
+    assert set(named["risk_basis"]) == {"observed loss rate"}
 
 
 MEASURE_OF_WORD = {"Income": "income", "Loan": "loan", "Loan Burden": "burden_level"}
 
 
-def check_claims(named: pd.DataFrame) -> None:
-    """Every word of every name is backed by the segment's profile."""
+def check_claims(named: pd.DataFrame, book_loss_rate: float | None = None) -> None:
+    """Every word of every name is backed by the segment's profile or its loss rate."""
     k = len(named)
     assert sorted(named["segment_id"]) == list(range(1, k + 1))
     assert named["segment_name"].is_unique
-    assert named["is_high_risk"].sum() == high_risk_count(k)
     ranked = named.sort_values("segment_id")
-    assert ranked["risk_index"].is_monotonic_increasing
-    assert ranked["is_high_risk"].tolist() == [i > k - k // 2 for i in range(1, k + 1)]
+    by_outcome = book_loss_rate is not None
+    if by_outcome:
+        assert ranked["loss_rate"].is_monotonic_increasing
+        expected_high = (ranked["loss_rate"] > book_loss_rate).tolist()
+        if any(expected_high):
+            assert ranked["is_high_risk"].tolist() == expected_high
+    else:
+        assert named["is_high_risk"].sum() == high_risk_count(k)
+        assert ranked["delinquency"].is_monotonic_increasing
+        assert ranked["is_high_risk"].tolist() == [i > k - k // 2 for i in range(1, k + 1)]
     for row in named.itertuples():
         parts = re.sub(r" #\d+$", "", row.segment_name).split(", ")
         phrase, descriptors = parts[-1], parts[:-1]
@@ -253,13 +287,17 @@ def check_claims(named: pd.DataFrame) -> None:
             else:
                 assert tier == "Moderate" and abs(value) <= TIER_THRESHOLD, row
         if phrase == "Low Default Risk":
-            assert row.delinquency < 0 and not row.is_high_risk, row
+            assert not row.is_high_risk and row.segment_id == 1, row
+            if by_outcome:
+                assert row.loss_rate < book_loss_rate, row
+            else:
+                assert row.delinquency < 0, row
         elif phrase == "Higher Default Risk":
-            assert row.delinquency > 0 and row.is_high_risk, row
-        elif phrase == "High Loan Burden":
-            assert levels["burden_level"] > TIER_THRESHOLD and row.is_high_risk, row
-        elif phrase == "Elevated Risk":
             assert row.is_high_risk, row
+            if not by_outcome:
+                assert row.delinquency > 0, row
+        elif phrase == "Elevated Risk":
+            assert row.is_high_risk and not by_outcome, row
         else:
             assert phrase == "Medium Risk" and not row.is_high_risk, row
 
@@ -271,6 +309,10 @@ def test_names_agree_with_profiles_for_any_k() -> None:
             scale = rng.choice([0.1, 0.5, 1.5])
             centroids = pd.DataFrame(rng.normal(0, scale, (k, len(FEATURES))), columns=FEATURES)
             check_claims(name_segments(centroids))
+            sizes = rng.integers(50, 500, size=k)
+            rates = rng.uniform(0.05, 0.9, size=k)
+            book = float((rates * sizes).sum() / sizes.sum())
+            check_claims(name_segments(centroids, rates, book), book_loss_rate=book)
 
 
 def test_identical_profiles_still_get_unique_names() -> None:
@@ -288,6 +330,21 @@ def test_planted_book_names_agree_with_profiles(segmented) -> None:
             assert value > 0
 
 
+def test_segmentation_uses_outcomes_when_every_segment_has_enough(book: pd.DataFrame) -> None:
+    # The planted "affluent" blob has no arrears but, here, the worst outcomes.
+    lost = book["blob"].eq("affluent").to_numpy()
+    with_outcomes = book.assign(is_resolved=True, is_not_fully_recovered=lost)
+    profile = segment(with_outcomes, FEATURES).profile
+    assert set(profile["risk_basis"]) == {"observed loss rate"}
+    worst = profile.sort_values("segment_id").iloc[-1]
+    assert worst["loss_rate"] == pytest.approx(1.0) and worst["is_high_risk"]
+    assert "Higher Default Risk" in worst["segment_name"]
+    check_claims(profile.assign(), book_loss_rate=float(lost.mean()))
+    # With too few resolved loans per segment, the delinquency profile decides.
+    few = with_outcomes.assign(is_resolved=np.arange(len(book)) < 40)
+    assert set(segment(few, FEATURES).profile["risk_basis"]) == {"delinquency"}
+
+
 def test_measures_follow_their_definitions() -> None:
     centroids = pd.DataFrame([dict.fromkeys(FEATURES, 0.0)])
     centroids.loc[0, ["loan_amount", "outstanding_loan_amount", "monthly_emi"]] = [0.3, 0.6, 0.9]
@@ -295,7 +352,6 @@ def test_measures_follow_their_definitions() -> None:
     measures = profile_measures(centroids).iloc[0]
     assert measures["burden"] == pytest.approx(0.6 - 0.2)
     assert measures["delinquency"] == pytest.approx(1.5)
-    assert measures["risk_index"] == pytest.approx(1.5 + BURDEN_WEIGHT * 0.4)
 
 
 def test_fitting_on_a_sample_still_assigns_every_loan() -> None:

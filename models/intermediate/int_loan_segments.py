@@ -5,7 +5,8 @@ from loan_recovery.segmentation import assign_segments
 
 def model(dbt, session):
     features = dbt.config.get("cluster_features")
-    loans = dbt.ref("int_loan_features").select(", ".join(["loan_id", *features]))
+    columns = ["loan_id", *features, "is_resolved", "is_not_fully_recovered"]
+    loans = dbt.ref("int_loan_features").select(", ".join(columns))
     return assign_segments(
         loans.to_arrow_table(),
         features,

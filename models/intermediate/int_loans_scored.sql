@@ -1,10 +1,11 @@
-{{ config(materialized='ephemeral') }}
-
+-- One row per scored loan: both scores, the segment, the outcome where known,
+-- and which score drives the strategy (docs block score_in_use). Every mart
+-- that needs scores starts here, so the join is computed once, as a table.
 with
 
-scores as (
+loans as (
 
-    select * from {{ ref('int_loan_risk_scores') }}
+    select * from {{ ref('stg_loans') }}
 
 ),
 
@@ -14,34 +15,81 @@ segments as (
 
 ),
 
-loans as (
+segment_scores as (
 
-    select * from {{ ref('stg_loans') }}
+    select * from {{ ref('int_loan_segment_scores') }}
 
 ),
 
-final as (
+outcome_scores as (
+
+    select * from {{ ref('int_loan_outcome_scores') }}
+
+),
+
+settings as (
+
+    select * from {{ ref('run_settings') }}
+
+),
+
+joined as (
 
     select
-        scores.loan_id,
+        loans.loan_id,
         loans.borrower_id,
         segments.segment_id,
         segments.segment_name,
         segments.is_high_risk,
-        scores.risk_score,
-        scores.is_training_row,
-        scores.model_version,
+        segment_scores.segment_risk_score,
+        segment_scores.is_training_row as is_segment_training_row,
+        segment_scores.segment_model_version,
+        outcome_scores.loss_probability,
+        outcome_scores.is_training_row as is_outcome_training_row,
+        outcome_scores.outcome_model_version,
+        outcome_scores.outcome_model_status,
+        loans.gender,
         loans.loan_type,
         loans.loan_amount,
         loans.outstanding_loan_amount,
         loans.monthly_emi,
         loans.num_missed_payments,
         loans.days_past_due,
+        loans.is_resolved,
         loans.recovery_status,
+        case when loans.is_resolved then loans.recovery_status <> 'Fully Recovered' end
+            as is_not_fully_recovered,
         loans.collection_method
-    from scores
-    inner join loans on scores.loan_id = loans.loan_id
-    inner join segments on scores.loan_id = segments.loan_id
+    from loans
+    inner join segments on loans.loan_id = segments.loan_id
+    inner join segment_scores on loans.loan_id = segment_scores.loan_id
+    inner join outcome_scores on loans.loan_id = outcome_scores.loan_id
+
+),
+
+sourced as (
+
+    select
+        joined.*,
+        case
+            when settings.strategy_score = 'outcome' and joined.loss_probability is not null
+                then 'outcome'
+            else 'segment'
+        end as score_source
+    from joined
+    cross join settings
+
+),
+
+final as (
+
+    select
+        *,
+        case when score_source = 'outcome' then loss_probability else segment_risk_score end
+            as risk_score,
+        case when score_source = 'outcome' then outcome_model_version else segment_model_version end
+            as model_version
+    from sourced
 
 )
 

@@ -18,7 +18,10 @@ profiles as (
         segments.segment_id,
         segments.segment_name,
         segments.is_high_risk,
+        any_value(segments.risk_basis) as risk_basis,
         count(*) as loan_count,
+        count(*) filter (where features.is_resolved) as resolved_loans,
+        avg(features.is_not_fully_recovered::double) filter (where features.is_resolved) as observed_loss_rate,
         {%- for feature in reference('cluster_features') %}
         avg(features.{{ feature }}) as mean_{{ feature }},
         {%- endfor %}

@@ -18,16 +18,13 @@ settings as (
 
 ),
 
--- The business rule, in one place (docs block strategy_thresholds).
+-- The business rule, in one place (macro strategy_code, docs block strategy_thresholds).
 assigned as (
 
     select
         scored_loans.*,
-        case
-            when scored_loans.risk_score > settings.legal_threshold then 'legal'
-            when scored_loans.risk_score >= settings.settlement_threshold then 'settlement'
-            else 'reminders'
-        end as strategy_code
+        {{ strategy_code('scored_loans.risk_score', 'settings.legal_threshold', 'settings.settlement_threshold') }}
+            as strategy_code
     from scored_loans
     cross join settings
 
@@ -40,7 +37,11 @@ final as (
         assigned.borrower_id,
         cast(assigned.segment_id as integer) as segment_id,
         assigned.segment_name,
+        assigned.is_resolved,
+        cast(assigned.loss_probability as double) as loss_probability,
+        cast(assigned.segment_risk_score as double) as segment_risk_score,
         cast(assigned.risk_score as double) as risk_score,
+        assigned.score_source,
         assigned.strategy_code,
         strategy_catalog.recovery_strategy,
         assigned.loan_type,

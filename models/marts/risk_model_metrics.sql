@@ -1,60 +1,188 @@
+-- The model card: one row per score, each judged on the build's resolved
+-- loans with out-of-sample scores only (docs block model_metrics).
 with
 
 scored_loans as (
 
+    select * from {{ ref('int_loans_scored') }}
+
+),
+
+resolved as (
+
     select
         *,
-        recovery_status <> 'Fully Recovered' as is_not_fully_recovered
-    from {{ ref('int_loans_scored') }}
+        hash(loan_id) % 5 as fold,
+        least(ceil(days_past_due / 30), 12) as arrears_bucket
+    from scored_loans
+    where is_resolved
 
 ),
 
--- Out-of-bag scores only: the honest estimate of how well the model
--- reproduces its label on loans it did not see.
-training_rows as (
-
-    select * from scored_loans
-    where is_training_row
-
-),
-
-summary as (
+-- The days-past-due rule as a probability: the loss rate of the loan's
+-- 30-day arrears bucket, learned on the other four folds (so no loan sees
+-- its own outcome).
+fold_buckets as (
 
     select
-        any_value(model_version) as model_version,
-        count(*) as scored_loans,
-        count(*) filter (where is_training_row) as training_rows,
-        avg(is_high_risk::double) filter (where is_training_row) as label_base_rate,
-        avg(((risk_score >= 0.5) = is_high_risk)::double) filter (where is_training_row)
-            as oof_accuracy_label,
-        avg(power(risk_score - is_high_risk::double, 2)) filter (where is_training_row)
-            as oof_brier_label,
-        avg(is_not_fully_recovered::double) as outcome_base_rate
+        fold,
+        arrears_bucket,
+        count(*) as loans,
+        count(*) filter (where is_not_fully_recovered) as losses
+    from resolved
+    group by fold, arrears_bucket
+
+),
+
+folds as (
+
+    select distinct fold from resolved
+
+),
+
+other_fold_bucket_rates as (
+
+    select
+        folds.fold,
+        fold_buckets.arrears_bucket,
+        sum(fold_buckets.losses) / sum(fold_buckets.loans) as loss_rate
+    from folds
+    inner join fold_buckets on folds.fold <> fold_buckets.fold
+    group by folds.fold, fold_buckets.arrears_bucket
+
+),
+
+other_fold_rates as (
+
+    select
+        folds.fold,
+        sum(fold_buckets.losses) / sum(fold_buckets.loans) as loss_rate
+    from folds
+    inner join fold_buckets on folds.fold <> fold_buckets.fold
+    group by folds.fold
+
+),
+
+book_rate as (
+
+    select avg(is_not_fully_recovered::double) as loss_rate from resolved
+
+),
+
+evaluated as (
+
+    select
+        'outcome' as score_name,
+        loss_probability as score,
+        loss_probability as probability,
+        is_not_fully_recovered
+    from resolved
+    where loss_probability is not null
+    union all
+    select
+        'segment' as score_name,
+        segment_risk_score as score,
+        segment_risk_score as probability,
+        is_not_fully_recovered
+    from resolved
+    union all
+    select
+        'days_past_due' as score_name,
+        resolved.days_past_due as score,
+        coalesce(other_fold_bucket_rates.loss_rate, other_fold_rates.loss_rate) as probability,
+        resolved.is_not_fully_recovered
+    from resolved
+    left join other_fold_bucket_rates
+        on resolved.fold = other_fold_bucket_rates.fold and resolved.arrears_bucket = other_fold_bucket_rates.arrears_bucket
+    left join other_fold_rates on resolved.fold = other_fold_rates.fold
+    union all
+    select
+        'base_rate' as score_name,
+        book_rate.loss_rate as score,
+        book_rate.loss_rate as probability,
+        resolved.is_not_fully_recovered
+    from resolved
+    cross join book_rate
+
+),
+
+outcome_metrics as ({{ score_evaluation('evaluated', 'score_name', 'score', 'is_not_fully_recovered', 'probability') }}),
+
+-- The write-up's own yardstick: how well the segment score reproduces its
+-- label (high-risk segment), out of bag, on the loans its forest trained on.
+label_evaluated as (
+
+    select
+        'segment' as score_name,
+        segment_risk_score,
+        is_high_risk
+    from scored_loans
+    where is_segment_training_row
+
+),
+
+label_metrics as ({{ score_evaluation('label_evaluated', 'score_name', 'segment_risk_score', 'is_high_risk', 'segment_risk_score') }}),
+
+models as (
+
+    select
+        'outcome' as score_name,
+        count(*) filter (where is_outcome_training_row) as training_rows,
+        any_value(outcome_model_version) as model_version,
+        any_value(outcome_model_status) as model_status
+    from scored_loans
+    union all
+    select
+        'segment' as score_name,
+        count(*) filter (where is_segment_training_row) as training_rows,
+        any_value(segment_model_version) as model_version,
+        'trained' as model_status
     from scored_loans
 
 ),
 
-oof_auc_label as ({{ roc_auc('training_rows', 'risk_score', 'is_high_risk') }}),
+in_use as (
 
-outcome_auc as ({{ roc_auc('scored_loans', 'risk_score', 'is_not_fully_recovered') }}),
+    select any_value(score_source) as score_source from scored_loans
+
+),
+
+descriptions as (
+
+    select descriptions.* from (
+        values
+        ('outcome', 'Outcome model: calibrated probability of not being fully recovered'),
+        ('segment', 'The write-up''s score: resemblance to the high-risk segments'),
+        ('days_past_due', 'Days-past-due rule: ranks by days past due'),
+        ('base_rate', 'Base rate: every loan gets the book''s loss rate')
+    ) as descriptions (score_name, score_description)
+
+),
 
 final as (
 
     select
-        summary.model_version,
+        descriptions.score_name,
+        descriptions.score_description,
+        descriptions.score_name = in_use.score_source as is_score_in_use,
+        coalesce(outcome_metrics.evaluated_loans, 0) as evaluated_loans,
+        outcome_metrics.base_rate,
+        outcome_metrics.roc_auc,
+        outcome_metrics.roc_auc_ci_low,
+        outcome_metrics.roc_auc_ci_high,
+        outcome_metrics.brier_score,
+        outcome_metrics.expected_calibration_error,
+        label_metrics.roc_auc as label_roc_auc,
+        models.training_rows,
+        models.model_version,
+        models.model_status,
         -- plain TIMESTAMP in UTC: DuckDB 1.x Python clients need pytz for TIMESTAMPTZ
-        timezone('UTC', current_timestamp) as built_at,
-        summary.scored_loans,
-        summary.training_rows,
-        summary.label_base_rate,
-        oof_auc_label.roc_auc as oof_roc_auc_label,
-        summary.oof_accuracy_label,
-        summary.oof_brier_label,
-        summary.outcome_base_rate,
-        outcome_auc.roc_auc as roc_auc_outcome
-    from summary
-    cross join oof_auc_label
-    cross join outcome_auc
+        timezone('UTC', current_timestamp) as built_at
+    from descriptions
+    cross join in_use
+    left join outcome_metrics on descriptions.score_name = outcome_metrics.score_group
+    left join label_metrics on descriptions.score_name = label_metrics.score_group
+    left join models on descriptions.score_name = models.score_name
 
 )
 

@@ -1,6 +1,7 @@
 -- The per-run settings this build used, defaults included: one row. The
--- strategy CASE reads its thresholds from here, so what is recorded is what
--- was applied, and the report draws the thresholds from the same row.
+-- score the strategy uses and the thresholds the CASE applies are read from
+-- here, so what is recorded is what was applied, and the report draws the
+-- thresholds from the same row.
 with
 
 final as (
@@ -8,10 +9,15 @@ final as (
     select
         cast({{ var('legal_threshold') }} as double) as legal_threshold,
         cast({{ var('settlement_threshold') }} as double) as settlement_threshold,
+        {{ sql_string(var('strategy_score')) }} as strategy_score,
+        cast({{ var('min_resolved_loans') }} as bigint) as min_resolved_loans,
+        cast({{ var('max_outstanding_to_loan_ratio') }} as double) as max_outstanding_to_loan_ratio,
         cast({{ var('n_segments') }} as integer) as n_segments,
         cast({{ var('segmentation_sample_rows') }} as bigint) as segmentation_sample_rows,
         cast({{ var('scoring_sample_rows') }} as bigint) as scoring_sample_rows,
         cast({{ var('scoring_trees') }} as integer) as scoring_trees,
+        cast({{ var('outcome_sample_rows') }} as bigint) as outcome_sample_rows,
+        cast({{ var('outcome_trees') }} as integer) as outcome_trees,
         cast({{ var('random_state') }} as bigint) as random_state
 
 )

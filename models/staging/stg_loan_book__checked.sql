@@ -31,6 +31,8 @@
     'Legal_Action_Taken': 'legal_action_taken',
 } -%}
 {%- set strict_categories = reference('strict_categories') -%}
+{#- Recorded after the outcome, so empty while a loan is open (blank Recovery_Status). -#}
+{%- set open_may_lack = reference('post_outcome_columns') -%}
 {%- set aliases = reference('category_aliases') -%}
 
 with
@@ -58,7 +60,8 @@ parsed as (
         {{ normalized_category(source, reference('category_values')[name], aliases.get(name, {})) }} as {{ name }}_canonical,
         {%- endfor %}
         nullif(trim(cast(loan_id as varchar)), '') as loan_id,
-        nullif(trim(cast(borrower_id as varchar)), '') as borrower_id
+        nullif(trim(cast(borrower_id as varchar)), '') as borrower_id,
+        {{ is_blank('Recovery_Status') }} as is_open
     from loan_book
 
 ),
@@ -83,6 +86,9 @@ field_checks as (
         case when parsed.borrower_id is null then 'borrower_id is missing' end as borrower_id_problem,
         {%- for rule in numeric_rules %}
         case
+            {%- if rule.name in open_may_lack %}
+            when parsed.is_open and {{ is_blank('parsed.raw_' ~ rule.source | lower) }} then null
+            {%- endif %}
             when parsed.{{ rule.name }} is null
                 then
                     case
@@ -102,6 +108,9 @@ field_checks as (
         {%- endfor %}
         {%- for source, name in category_columns.items() %}
         case
+            {%- if name in open_may_lack %}
+            when parsed.is_open and {{ is_blank('parsed.raw_' ~ source | lower) }} then null
+            {%- endif %}
             when parsed.{{ name }}_canonical is null and {{ is_blank('parsed.raw_' ~ source | lower) }}
                 then '{{ name }} is missing'
             {%- if name in strict_categories %}
@@ -148,7 +157,10 @@ judged as (
         concat_ws(
             '; ',
             {%- for source, name in category_columns.items() if name not in strict_categories %}
-            case when {{ name }}_canonical is null and {{ name }}_problem is null then '{{ name }}' end{{ "," if not loop.last }}
+            case
+                when {{ name }}_canonical is null and {{ name }}_problem is null and not {{ is_blank('raw_' ~ source | lower) }}
+                    then '{{ name }}'
+            end{{ "," if not loop.last }}
             {%- endfor %}
         ) as unknown_category_columns
     from field_checks
@@ -178,9 +190,10 @@ final as (
         {%- if name in strict_categories %}
         {{ name }}_canonical as {{ name }},
         {%- else %}
-        coalesce({{ name }}_canonical, {{ normalized_unknown_category('raw_' ~ source | lower) }}) as {{ name }},
+        coalesce({{ name }}_canonical, nullif({{ normalized_unknown_category('raw_' ~ source | lower) }}, '')) as {{ name }},
         {%- endif %}
         {%- endfor %}
+        not is_open as is_resolved,
         nullif(unknown_category_columns, '') as unknown_category_columns,
         nullif(reject_reason, '') as reject_reason
     from judged

@@ -35,6 +35,7 @@ final as (
         cast(num_missed_payments as integer) as num_missed_payments,
         cast(days_past_due as integer) as days_past_due,
         recovery_status,
+        is_resolved,
         cast(collection_attempts as integer) as collection_attempts,
         collection_method,
         legal_action_taken = 'Yes' as legal_action_taken

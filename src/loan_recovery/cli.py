@@ -57,21 +57,41 @@ def _fail(command: str, message: str, code: int) -> int:
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from loan_recovery.generate import write_loan_book
+    from loan_recovery.generate import BASE, DRIFTED, write_loan_book
 
     out = Path(args.out)
     if args.rows < 0:
         return _fail("generate", f"--rows must be 0 or more, got {args.rows}", EXIT_USAGE)
     if out.suffix.lower() not in GENERATE_SUFFIXES:
         return _fail("generate", f"--out {out}: the name must end in .csv or .parquet", EXIT_USAGE)
+    truth = Path(args.truth_out) if args.truth_out else None
+    if not 0.0 <= args.open_share <= 1.0:
+        return _fail(
+            "generate", f"--open-share must be between 0 and 1, got {args.open_share}", EXIT_USAGE
+        )
+    if truth is not None and truth.suffix.lower() not in GENERATE_SUFFIXES:
+        return _fail(
+            "generate", f"--truth-out {truth}: the name must end in .csv or .parquet", EXIT_USAGE
+        )
     try:
-        written = write_loan_book(rows=args.rows, out=out, seed=args.seed)
+        written = write_loan_book(
+            rows=args.rows,
+            out=out,
+            seed=args.seed,
+            open_share=args.open_share,
+            truth_out=truth,
+            population=DRIFTED if args.drift else BASE,
+        )
     except (OSError, ValueError) as error:
         from loan_recovery.serving.errors import os_error_reason
 
         reason = os_error_reason(error, out) if isinstance(error, OSError) else str(error)
         return _fail("generate", reason, EXIT_FAILED)
-    print(f"wrote {args.rows} loans to {written}")
+    opened = f", {args.open_share:.0%} open" if args.open_share else ""
+    print(
+        f"wrote {args.rows} loans to {written}{opened}"
+        + (f"; true outcomes to {truth}" if truth else "")
+    )
     return EXIT_OK
 
 
@@ -172,6 +192,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", required=True, help="output file; .csv or .parquet picks the format"
     )
     generate.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
+    generate.add_argument(
+        "--open-share",
+        type=float,
+        default=0.0,
+        help="share of loans still open: no Recovery_Status or collection columns (default 0)",
+    )
+    generate.add_argument(
+        "--truth-out",
+        help="also write each loan's true outcome (loan_id, recovery_status) to this .csv/.parquet",
+    )
+    generate.add_argument(
+        "--drift",
+        action="store_true",
+        help="draw a drifted population: incomes 30%% lower, more missed payments (rule 12)",
+    )
     generate.set_defaults(handler=_generate)
 
     report = commands.add_parser(

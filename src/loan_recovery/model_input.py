@@ -9,7 +9,7 @@ that for both.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,16 +20,24 @@ from numpy.typing import NDArray
 
 __all__ = [
     "KEY",
+    "OUTCOME_LABEL",
+    "RESOLVED",
     "LoanColumns",
     "check_count",
     "check_features",
     "column_series",
     "fitting_sample",
+    "indicator_name",
+    "read_label",
     "read_loan_columns",
     "string_column",
 ]
 
 KEY = "loan_id"
+RESOLVED = "is_resolved"
+"""True when the loan's outcome is known (staging: Recovery_Status not empty)."""
+OUTCOME_LABEL = "is_not_fully_recovered"
+"""The outcome models learn: Partially Recovered or Written Off; null while a loan is open."""
 
 
 def _bounds(pieces: Sequence[NDArray[np.generic]]) -> NDArray[np.int64]:
@@ -84,13 +92,18 @@ class LoanColumns:
 
 
 def check_features(
-    features: Sequence[str], post_outcome_columns: Sequence[str], forbidden: Sequence[str] = ()
+    features: Sequence[str],
+    post_outcome_columns: Sequence[str],
+    forbidden: Sequence[str] = (),
+    protected_attributes: Sequence[str] = (),
 ) -> tuple[str, ...]:
-    """Reject feature lists that would leak the outcome or make no sense.
+    """Reject features that would leak the outcome, use a protected attribute, or make no sense.
 
     A feature recorded after the recovery outcome (``post_outcome_columns``,
     passed by the caller from the project's reference facts) or the model's
-    own label would let the model see the answer.
+    own label would let the model see the answer; a protected attribute
+    (gender) must never decide how a borrower is treated. This checks the
+    names; :mod:`loan_recovery.sentinel` checks the data.
     """
     if isinstance(features, str):
         raise TypeError("features must be a list of column names, not one string")
@@ -107,6 +120,12 @@ def check_features(
         raise ValueError(
             f"feature(s) {', '.join(leaks)} are recorded after the recovery outcome "
             "(post_outcome_columns) and would leak it into the model; remove them"
+        )
+    protected = [name for name in names if name in set(protected_attributes)]
+    if protected:
+        raise ValueError(
+            f"feature(s) {', '.join(protected)} are protected attributes "
+            "(protected_attributes) and are never model features"
         )
     own = [name for name in names if name in set(forbidden)]
     if own:
@@ -171,6 +190,19 @@ def _pandas_feature(series: pd.Series, name: str) -> tuple[NDArray[np.generic], 
     return (values,)
 
 
+def indicator_name(column: str, value: str) -> str:
+    """The feature name of one category level's 0/1 indicator: ``employment_type=Salaried``."""
+    return f"{column}={value}"
+
+
+def _indicators(
+    data: pd.DataFrame | pa.Table, column: str, levels: Sequence[str]
+) -> list[tuple[NDArray[np.generic], ...]]:
+    """One float32 0/1 array per known level; an unknown or missing value is 0 for all (other)."""
+    values = column_series(data, column).astype("string").to_numpy(na_value="")
+    return [((values == level).astype(np.float32),) for level in levels]
+
+
 def read_loan_columns(
     data: pd.DataFrame | pa.Table,
     features: Sequence[str],
@@ -178,19 +210,33 @@ def read_loan_columns(
     post_outcome_columns: Sequence[str],
     action: str,
     extra_columns: Sequence[str] = (),
+    categories: Mapping[str, Sequence[str]] | None = None,
+    protected_attributes: Sequence[str] = (),
 ) -> LoanColumns:
     """Validate ``data`` and return its key and features as numpy chunks.
 
     ``action`` words the empty-input error ("no loans to <action>"): dbt's
     ``build --empty`` hands Python models 0-row frames, and that must read as
     what it is rather than as a numpy error. ``extra_columns`` must be present
-    too (e.g. the label); the caller reads them. Other columns are ignored.
+    too (e.g. the label); the caller reads them. ``categories`` maps category
+    columns to their known levels: each level becomes a 0/1 feature
+    (:func:`indicator_name`), so an unknown value (kept by staging) is the
+    level "other". A protected attribute may never be a feature or a
+    category. Other columns are ignored.
     """
-    names = check_features(features, post_outcome_columns, forbidden=extra_columns)
+    if isinstance(features, str):
+        raise TypeError("features must be a list of column names, not one string")
+    categories = dict(categories or {})
+    names = check_features(
+        [*features, *categories],
+        post_outcome_columns,
+        forbidden=extra_columns,
+        protected_attributes=protected_attributes,
+    )[: len(features)]
     if not isinstance(data, pd.DataFrame | pa.Table):
         raise TypeError(f"expected a pandas DataFrame or pyarrow Table, got {type(data).__name__}")
     available = list(data.column_names if isinstance(data, pa.Table) else data.columns)
-    required = [KEY, *names, *extra_columns]
+    required = [KEY, *names, *categories, *extra_columns]
     missing = [name for name in required if name not in available]
     if missing:
         raise ValueError(
@@ -205,10 +251,41 @@ def read_loan_columns(
     if null_ids:
         raise ValueError(f"'{KEY}' has {null_ids} null value(s); every loan needs its key")
     if isinstance(data, pa.Table):
-        chunks = tuple(_arrow_feature(data.column(name), name) for name in names)
+        chunks = [_arrow_feature(data.column(name), name) for name in names]
     else:
-        chunks = tuple(_pandas_feature(column_series(data, name), name) for name in names)
-    return LoanColumns(loan_id=loan_id, features=names, chunks=chunks)
+        chunks = [_pandas_feature(column_series(data, name), name) for name in names]
+    indicator_names: list[str] = []
+    for column, levels in categories.items():
+        chunks += _indicators(data, column, levels)
+        indicator_names += [indicator_name(column, level) for level in levels]
+    return LoanColumns(loan_id=loan_id, features=(*names, *indicator_names), chunks=tuple(chunks))
+
+
+def read_label(data: pd.DataFrame | pa.Table, name: str, *, purpose: str) -> NDArray[np.bool_]:
+    """A label column as a bool array: bool, or integers 0/1; no nulls; both classes present.
+
+    ``purpose`` ends the one-class message ("a risk model needs ...").
+    """
+    series = column_series(data, name)
+    nulls = int(series.isna().sum())
+    if nulls:
+        raise ValueError(f"label '{name}' has {nulls} null value(s); every row needs one")
+    if pd.api.types.is_bool_dtype(series.dtype):
+        values = series.to_numpy(dtype=bool)
+    elif pd.api.types.is_integer_dtype(series.dtype):
+        raw = series.to_numpy(dtype=np.int64)
+        if not np.isin(raw, (0, 1)).all():
+            raise ValueError(f"label '{name}' must be boolean or 0/1")
+        values = raw == 1
+    else:
+        raise ValueError(f"label '{name}' must be boolean or 0/1, got dtype {series.dtype}")
+    positives = int(values.sum())
+    if positives in (0, len(values)):
+        only = "true" if positives else "false"
+        raise ValueError(
+            f"label '{name}' has one class only (all {len(values)} rows are {only}); {purpose}"
+        )
+    return values
 
 
 def check_count(name: str, value: object, minimum: int) -> None:

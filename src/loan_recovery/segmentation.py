@@ -8,6 +8,15 @@ flag are derived from that profile by fixed rules, so the same book always
 gets the same ids and names whatever order KMeans happens to number its
 clusters in, and every word of a name is backed by the numbers.
 
+Which segments are risky is decided by what happened when that is known.
+Round 1 ranked segments by arrears plus loan "burden", so big, well
+collateralised loans were flagged high risk although they recovered best.
+Now, when every segment holds at least ``MIN_SEGMENT_RESOLVED`` resolved
+loans, a segment's risk is its observed loss rate (the share of its resolved
+loans not fully recovered); otherwise its delinquency profile (missed
+payments and days past due) decides. Loan size and EMI alone never make a
+segment risky.
+
 Profile measures, in z-scores (the cluster's mean of each standardized
 feature; the fitting sample has mean 0 and standard deviation 1, so 0 is "the
 book average"):
@@ -19,12 +28,10 @@ income          z(monthly_income)
 loan            z(loan_amount)
 burden          mean z(loan_amount, outstanding_loan_amount, monthly_emi)
                 - z(monthly_income): what is owed and paid against what is earned
+burden level    0.5 * burden (``BURDEN_WEIGHT``): burden is a difference of two
+                z-means, so halving it puts it on the scale of income and loan
 delinquency     mean z(num_missed_payments, days_past_due): observed arrears
-risk_index      delinquency + 0.5 * burden (``BURDEN_WEIGHT``): burden is a
-                difference of two z-means, so its spread is about twice that of
-                one z-score; halving it puts both on one scale, so arrears that
-                have happened count at least as much as capacity to pay
-burden level    0.5 * burden: the burden on the same scale as income and loan
+loss rate       share of the segment's resolved loans not fully recovered
 ==============  ================================================================
 
 Ids, flags and names (k segments; a tier is High if z > +0.25, Low if
@@ -33,20 +40,22 @@ z < -0.25, Moderate otherwise: ``TIER_THRESHOLD``):
 ==============  ================================================================
 part            rule
 ==============  ================================================================
-segment_id      1..k by risk_index ascending (1 = lowest risk); ties broken by
-                delinquency, then burden, then the centroid's z-scores in
-                feature order
-is_high_risk    the k // 2 highest ids (``HIGH_RISK_RULE``): k = 4 flags the
-                two worst, as the notebook did; always at least one, never all
-risk phrase     first match: highest id with delinquency > 0: "Higher Default
-                Risk"; other high-risk with burden level High: "High Loan
-                Burden"; high-risk with delinquency > 0: "Higher Default Risk";
-                other high-risk: "Elevated Risk"; id 1 with delinquency < 0:
-                "Low Default Risk"; anything else: "Medium Risk"
+risk basis      "observed loss rate" when every segment has at least
+                ``MIN_SEGMENT_RESOLVED`` resolved loans, else "delinquency"
+segment_id      1..k by the risk basis ascending (1 = least risky); ties broken
+                by delinquency, then the centroid's z-scores in feature order
+is_high_risk    loss rate basis: the segments whose loss rate is above the
+                book's; delinquency basis: the k // 2 most delinquent
+                (``HIGH_RISK_RULE``); always at least one, never all
+risk phrase     loss rate basis: high risk: "Higher Default Risk"; the least
+                risky, below the book's loss rate: "Low Default Risk"; others
+                "Medium Risk". Delinquency basis: high risk with delinquency
+                > 0: "Higher Default Risk", other high risk: "Elevated Risk";
+                id 1 with delinquency < 0: "Low Default Risk"; others "Medium
+                Risk"
 descriptor      the most distinctive (largest |z|) of income ("Income"), loan
                 ("Loan") and burden level ("Loan Burden"), prefixed with its
-                tier; if none is High or Low: "Moderate Income". With the
-                phrase "High Loan Burden" only income may describe (no echo)
+                tier; if none is High or Low: "Moderate Income"
 name            "<descriptor>, <risk phrase>"
 uniqueness      segments sharing a name get their next most distinctive
                 descriptor inserted ("High Income, Low Loan, Medium Risk");
@@ -54,9 +63,9 @@ uniqueness      segments sharing a name get their next most distinctive
 ==============  ================================================================
 
 So "High Income" means income above the book average by more than a quarter
-of a standard deviation, "Low Default Risk" is only given to a segment whose
-arrears are below the book average, and "Higher Default Risk" only to a
-high-risk segment whose arrears are above it.
+of a standard deviation, and where outcomes are known "Higher Default Risk"
+means a loss rate above the book's and "Low Default Risk" the lowest, below
+it.
 """
 
 from __future__ import annotations
@@ -74,8 +83,11 @@ from threadpoolctl import threadpool_limits
 
 from loan_recovery.model_input import (
     KEY,
+    OUTCOME_LABEL,
+    RESOLVED,
     LoanColumns,
     check_count,
+    column_series,
     fitting_sample,
     read_loan_columns,
     string_column,
@@ -104,20 +116,25 @@ DELINQUENCY_FEATURES = ("num_missed_payments", "days_past_due")
 PROFILE_FEATURES = (INCOME_FEATURE, *DEBT_FEATURES, *DELINQUENCY_FEATURES)
 
 BURDEN_WEIGHT = 0.5
-"""Weight of burden in the risk index and in the descriptor comparison (see module docstring)."""
+"""Burden level = BURDEN_WEIGHT x burden, the scale of income and loan (module docstring)."""
+
+MIN_SEGMENT_RESOLVED = 20
+"""Resolved loans every segment needs before its observed loss rate decides its risk."""
+
+LOSS_RATE_BASIS = "observed loss rate"
+DELINQUENCY_BASIS = "delinquency"
 
 TIER_THRESHOLD = 0.25
 """|z| beyond which a measure is called High or Low rather than Moderate."""
 
 HIGH_RISK_RULE = (
-    "the k // 2 segments with the highest risk index are high risk: "
-    "k = 4 flags the two worst; at least one and never all for k >= 2"
+    "with outcomes, the segments whose observed loss rate is above the book's are high risk; "
+    "without, the k // 2 most delinquent (k = 4 flags the two worst); at least one, never all"
 )
 
 LOW_RISK = "Low Default Risk"
 MEDIUM_RISK = "Medium Risk"
 HIGHER_RISK = "Higher Default Risk"
-HIGH_BURDEN = "High Loan Burden"
 ELEVATED_RISK = "Elevated Risk"
 
 CHUNK_ROWS = 1 << 18
@@ -133,7 +150,7 @@ def high_risk_count(n_segments: int) -> int:
 
 
 def profile_measures(centroids: pd.DataFrame) -> pd.DataFrame:
-    """Income, loan, burden, delinquency and risk index of each centroid (z-score rows).
+    """Income, loan, burden and delinquency of each centroid (z-score rows).
 
     ``centroids`` has one row per cluster and (at least) the columns in
     ``PROFILE_FEATURES``, holding the cluster's mean z-score of each.
@@ -153,7 +170,6 @@ def profile_measures(centroids: pd.DataFrame) -> pd.DataFrame:
             "loan": centroids[LOAN_FEATURE].astype(float),
             "burden": burden,
             "delinquency": delinquency,
-            "risk_index": delinquency + BURDEN_WEIGHT * burden,
         },
         index=centroids.index,
     )
@@ -167,86 +183,100 @@ def _tier(value: float) -> str:
     return "Moderate"
 
 
-def _risk_phrase(
-    segment_id: int, n_segments: int, n_high: int, delinquency: float, burden_level: float
-) -> str:
-    if segment_id > n_segments - n_high:
-        if segment_id == n_segments and delinquency > 0:
-            return HIGHER_RISK
-        if burden_level > TIER_THRESHOLD:
-            return HIGH_BURDEN
-        if delinquency > 0:
-            return HIGHER_RISK
-        return ELEVATED_RISK
-    if segment_id == 1 and delinquency < 0:
-        return LOW_RISK
-    return MEDIUM_RISK
-
-
-def _descriptors(income: float, loan: float, burden_level: float, phrase: str) -> list[str]:
+def _descriptors(income: float, loan: float, burden_level: float) -> list[str]:
     """Descriptors most distinctive first; the first one names the segment."""
     candidates = [("Income", income), ("Loan", loan), ("Loan Burden", burden_level)]
-    if phrase == HIGH_BURDEN:
-        candidates = candidates[:1]
     ranked = sorted(candidates, key=lambda item: -abs(item[1]))  # stable: ties keep table order
     if _tier(ranked[0][1]) == "Moderate":
         ranked = [candidates[0], *[item for item in ranked if item is not candidates[0]]]
     return [f"{_tier(value)} {word}" for word, value in ranked]
 
 
-def name_segments(centroids: pd.DataFrame) -> pd.DataFrame:
-    """Stable ids, names and high-risk flags for clusters, from their profiles alone.
+def _risk_phrase(
+    segment_id: int, high_risk: bool, delinquency: float, loss_rate: float | None, book_rate: float
+) -> str:
+    if loss_rate is not None:
+        if high_risk:
+            return HIGHER_RISK
+        return LOW_RISK if segment_id == 1 and loss_rate < book_rate else MEDIUM_RISK
+    if high_risk:
+        return HIGHER_RISK if delinquency > 0 else ELEVATED_RISK
+    return LOW_RISK if segment_id == 1 and delinquency < 0 else MEDIUM_RISK
+
+
+def name_segments(
+    centroids: pd.DataFrame,
+    loss_rates: Sequence[float] | None = None,
+    book_loss_rate: float | None = None,
+) -> pd.DataFrame:
+    """Stable ids, names and high-risk flags for clusters, from their profiles and outcomes.
 
     ``centroids`` is indexed by the clustering's own labels (any order, any
-    values) with the mean z-score of each feature per cluster. The result has
-    the same index and the columns segment_id, segment_name, is_high_risk and
-    the measures of ``profile_measures``. Nothing depends on the labels or the
-    row order, so relabelling the clusters relabels nothing here; the rules are
-    the table in the module docstring.
+    values) with the mean z-score of each feature per cluster. ``loss_rates``
+    (one per centroid row) and ``book_loss_rate`` are given when outcomes
+    decide (module docstring); else the delinquency profile does. The result
+    has the same index and the columns segment_id, segment_name, is_high_risk,
+    risk_basis, the measures of ``profile_measures`` and loss_rate. Nothing
+    depends on the labels or the row order.
     """
     n_segments = len(centroids)
-    n_high = high_risk_count(n_segments)
     measures = profile_measures(centroids)
     values = centroids.to_numpy(dtype=float)
+    by_outcome = loss_rates is not None and book_loss_rate is not None
+    rates = np.asarray(loss_rates, dtype=float) if by_outcome else np.full(n_segments, np.nan)
+    risk = rates if by_outcome else measures["delinquency"].to_numpy()
     keys = [
-        (row.risk_index, row.delinquency, row.burden, *values[i])
+        (risk[i], row.delinquency, *values[i])
         for i, row in enumerate(measures.itertuples(index=False))
     ]
     order = sorted(range(n_segments), key=lambda i: keys[i])
     segment_ids = np.empty(n_segments, dtype=np.int64)
     segment_ids[order] = np.arange(1, n_segments + 1)
 
-    phrases: list[str] = []
-    descriptors: list[list[str]] = []
-    for i, row in enumerate(measures.itertuples(index=False)):
-        burden_level = BURDEN_WEIGHT * row.burden
-        phrase = _risk_phrase(
-            int(segment_ids[i]), n_segments, n_high, row.delinquency, burden_level
-        )
-        phrases.append(phrase)
-        descriptors.append(_descriptors(row.income, row.loan, burden_level, phrase))
+    if by_outcome:
+        high = rates > float(book_loss_rate)
+        if not high.any():  # every segment at the book's rate: the worst one still leads
+            high = segment_ids == n_segments
+        high &= ~(high.all() & (segment_ids == 1))  # never all
+    else:
+        high = segment_ids > n_segments - high_risk_count(n_segments)
 
-    names = [f"{descriptors[i][0]}, {phrases[i]}" for i in range(n_segments)]
-    shared = {name for name in names if names.count(name) > 1}
-    for i in range(n_segments):
-        if names[i] in shared and len(descriptors[i]) > 1:
-            names[i] = f"{descriptors[i][0]}, {descriptors[i][1]}, {phrases[i]}"
-    for name in {name for name in names if names.count(name) > 1}:
+    names = []
+    descriptors = []
+    for i, row in enumerate(measures.itertuples(index=False)):
+        phrase = _risk_phrase(
+            int(segment_ids[i]),
+            bool(high[i]),
+            row.delinquency,
+            float(rates[i]) if by_outcome else None,
+            float(book_loss_rate) if by_outcome else 0.0,
+        )
+        descriptors.append(_descriptors(row.income, row.loan, BURDEN_WEIGHT * row.burden))
+        names.append((descriptors[-1], phrase))
+    labels = [f"{words[0]}, {phrase}" for words, phrase in names]
+    shared = {label for label in labels if labels.count(label) > 1}
+    for i, (words, phrase) in enumerate(names):
+        if labels[i] in shared and len(words) > 1:
+            labels[i] = f"{words[0]}, {words[1]}, {phrase}"
+    for label in {label for label in labels if labels.count(label) > 1}:
         holders = sorted(
-            (i for i in range(n_segments) if names[i] == name), key=lambda i: segment_ids[i]
+            (i for i in range(n_segments) if labels[i] == label), key=lambda i: segment_ids[i]
         )
         for number, i in enumerate(holders, start=1):
-            names[i] = f"{name} #{number}"
+            labels[i] = f"{label} #{number}"
 
     result = pd.DataFrame(
         {
             "segment_id": segment_ids,
-            "segment_name": names,
-            "is_high_risk": segment_ids > n_segments - n_high,
+            "segment_name": labels,
+            "is_high_risk": high,
+            "risk_basis": LOSS_RATE_BASIS if by_outcome else DELINQUENCY_BASIS,
         },
         index=centroids.index,
     )
-    return pd.concat([result, measures], axis=1)
+    return pd.concat(
+        [result, measures, pd.Series(rates, index=centroids.index, name="loss_rate")], axis=1
+    )
 
 
 # --------------------------------------------------------------------------- clustering
@@ -256,10 +286,10 @@ def name_segments(centroids: pd.DataFrame) -> pd.DataFrame:
 class Segmentation:
     """A segmented book: one row per loan, and one profile row per segment.
 
-    ``profile`` columns: segment_id, segment_name, is_high_risk, size (loans
-    assigned), income, loan, burden, delinquency, risk_index (z-score
-    measures of the fitting sample, see the module docstring), in segment_id
-    order.
+    ``profile`` columns: segment_id, segment_name, is_high_risk, risk_basis,
+    size (loans assigned), resolved (of them), loss_rate (NaN without
+    outcomes), income, loan, burden, delinquency (z-score measures of the
+    fitting sample, see the module docstring), in segment_id order.
     """
 
     assignments: pd.DataFrame
@@ -293,6 +323,16 @@ def _nearest_centroid(
     return labels
 
 
+def _outcomes(loans: pd.DataFrame | pa.Table) -> tuple[NDArray[np.bool_], NDArray[np.bool_]] | None:
+    """(resolved, not fully recovered) per loan when the input carries outcomes, else None."""
+    names = loans.column_names if isinstance(loans, pa.Table) else list(loans.columns)
+    if RESOLVED not in names or OUTCOME_LABEL not in names:
+        return None
+    resolved = column_series(loans, RESOLVED).to_numpy(dtype=bool, na_value=False)
+    lost = column_series(loans, OUTCOME_LABEL).fillna(False).to_numpy(dtype=bool)
+    return resolved, lost & resolved
+
+
 def segment_loans(
     loans: pd.DataFrame | pa.Table,
     features: Sequence[str],
@@ -310,6 +350,7 @@ def segment_loans(
     check_count("n_segments", n_segments, 2)
     check_count("sample_rows", sample_rows, 2)
     check_count("random_state", random_state, 0)
+    outcomes = _outcomes(loans)
     if sample_rows < n_segments:
         raise ValueError(f"sample_rows ({sample_rows}) must be at least n_segments ({n_segments})")
     book = read_loan_columns(
@@ -350,9 +391,19 @@ def segment_loans(
         np.vstack([standardized[sample_labels == c].mean(axis=0) for c in range(n_segments)]),
         columns=list(book.features),
     )
-    named = name_segments(centroids)
-
     sizes = np.bincount(labels, minlength=n_segments)
+    resolved_counts = np.zeros(n_segments, dtype=np.int64)
+    loss_rates = None
+    book_loss_rate = None
+    if outcomes is not None:
+        resolved, lost = outcomes
+        resolved_counts = np.bincount(labels[resolved], minlength=n_segments)
+        if resolved_counts.min() >= MIN_SEGMENT_RESOLVED:
+            losses = np.bincount(labels[resolved & lost], minlength=n_segments)
+            loss_rates = losses / resolved_counts
+            book_loss_rate = float(losses.sum() / resolved_counts.sum())
+    named = name_segments(centroids, loss_rates, book_loss_rate)
+
     # KMeans label -> 0-based segment id for every loan; drop the labels to cap peak memory.
     codes = (named["segment_id"].to_numpy() - 1).astype(np.int32)[labels]
     del labels
@@ -363,20 +414,25 @@ def segment_loans(
             "segment_id": np.add(codes, 1, dtype=np.int64),
             "segment_name": string_column(by_id["segment_name"].tolist(), codes),
             "is_high_risk": by_id["is_high_risk"].to_numpy(dtype=bool)[codes],
+            "risk_basis": string_column(
+                [str(named["risk_basis"].iloc[0])], np.zeros(len(codes), dtype=np.int32)
+            ),
         },
         copy=False,
     )
-    profile = named.assign(size=sizes.astype(np.int64))[
+    profile = named.assign(size=sizes.astype(np.int64), resolved=resolved_counts)[
         [
             "segment_id",
             "segment_name",
             "is_high_risk",
+            "risk_basis",
             "size",
+            "resolved",
+            "loss_rate",
             "income",
             "loan",
             "burden",
             "delinquency",
-            "risk_index",
         ]
     ]
     profile = profile.sort_values("segment_id").reset_index(drop=True)

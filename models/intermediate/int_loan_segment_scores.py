@@ -1,6 +1,6 @@
-"""Every loan's out-of-sample risk score: RandomForest on the high-risk segment label."""
+"""Every loan's out-of-sample segment score: the write-up's RandomForest on its high-risk label."""
 
-from loan_recovery.scoring import score_risk
+from loan_recovery.scoring import score_segment_risk
 
 
 def model(dbt, session):
@@ -10,7 +10,7 @@ def model(dbt, session):
     training = loans.join(segments, "loans.loan_id = segments.loan_id").select(
         ", ".join(["loans.loan_id", *(f"loans.{f}" for f in features), "segments.is_high_risk"])
     )
-    return score_risk(
+    return score_segment_risk(
         training.to_arrow_table(),
         features,
         post_outcome_columns=dbt.config.get("post_outcome_columns"),

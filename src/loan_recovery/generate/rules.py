@@ -1,4 +1,4 @@
-"""A deterministic synthetic loan book with the shape of the public loan-recovery data.
+"""The generating rules: how each loan of a synthetic book is drawn, one concern per function.
 
 One row per loan, the 21 columns of ``loan_book_columns`` in ``dbt_project.yml``
 (column names, order and category values come from there through
@@ -53,40 +53,38 @@ Generating rules, applied to every loan:
     Debt Collectors when written off. Legal_Action_Taken is "Yes" for half
     of the written-off loans and "No" for every other loan.
 
-Determinism: rows are generated in chunks of :data:`CHUNK_ROWS`; chunk ``k``
-draws from ``Generator(PCG64(SeedSequence(seed, spawn_key=(k,))))``, so the
-same ``rows`` and ``seed`` give byte-identical files, and a chunk never holds
-more than a million rows in memory. The first rows of a larger book are not
-those of a smaller one (the chunks' sizes differ).
-
-Output: :func:`generate_loan_book` returns a pandas DataFrame (small books,
-tests, notebooks); :func:`write_loan_book` streams the same rows to an
-unquoted CSV or a zstd Parquet file (one row group per chunk) whose column
-types are the seed's types in ``dbt_project.yml``. Note that DuckDB's CSV
-sniffer reads the Yes/No Legal_Action_Taken column as BOOLEAN unless told
-it is VARCHAR.
+12. Population. A :class:`Population` can shift the book away from the one
+    above, for drift monitoring: ``income_scale`` multiplies every monthly
+    income (before loan sizes are drawn, so loans shrink with it) and
+    ``delinquency_shift`` is added to the delinquency propensity (rule 6), so
+    more payments are missed and days past due grow, and recovery worsens
+    through rule 10. :data:`DRIFTED` (incomes 30 % lower, propensity +0.8)
+    is the documented drifted population (``loan-recovery generate --drift``).
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterator, Mapping
-from pathlib import Path
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.csv as pa_csv
-import pyarrow.parquet as pq
 
-from loan_recovery.config import category_values, loan_book_columns, snake_case
-
-CHUNK_ROWS = 1_000_000
-"""Rows generated, held and written at a time; part of the seed's meaning."""
+from loan_recovery.config import category_values
 
 Columns = dict[str, np.ndarray]
 """Generated columns keyed by snake_case name; categories as codes into config lists."""
+
+
+@dataclass(frozen=True)
+class Population:
+    """Who is in the book: the base population, or one shifted for drift (rule 12)."""
+
+    income_scale: float = 1.0
+    delinquency_shift: float = 0.0
+
+
+BASE = Population()
+DRIFTED = Population(income_scale=0.7, delinquency_shift=0.8)
 
 # --- distributions (category values come from dbt_project.yml; only weights live here) ---
 
@@ -188,14 +186,14 @@ LEGAL_ACTION_SHARE_WRITTEN_OFF = 0.5
 # --- category helpers ---
 
 
-def _values(column: str) -> list[str]:
+def values_of(column: str) -> list[str]:
     """The canonical values of a category column, in ``dbt_project.yml`` order."""
     return category_values()[column]
 
 
-def _code(column: str, value: str) -> int:
+def code_of(column: str, value: str) -> int:
     """The code of ``value`` in ``column``; fails loudly if the config renamed it."""
-    values = _values(column)
+    values = values_of(column)
     if value not in values:
         raise ValueError(f"category_values.{column} in dbt_project.yml has no {value!r}: {values}")
     return values.index(value)
@@ -208,7 +206,7 @@ def _by_code(column: str, table: Mapping[str, float]) -> np.ndarray:
     category list in ``dbt_project.yml`` stops the generator instead of
     silently shifting weights onto the wrong values.
     """
-    values = _values(column)
+    values = values_of(column)
     if set(table) != set(values):
         raise ValueError(
             f"generator has values {sorted(table)} for {column} but dbt_project.yml "
@@ -236,13 +234,14 @@ def _draw_conditional_codes(
 # --- one concern per helper ---
 
 
-def _borrower_profile(rng: np.random.Generator, n: int) -> Columns:
-    """Who borrows: age, gender, employment, income and dependents (rule 1)."""
+def _borrower_profile(rng: np.random.Generator, n: int, population: Population) -> Columns:
+    """Who borrows: age, gender, employment, income and dependents (rules 1 and 12)."""
     employment = _draw_codes(rng, _by_code("employment_type", EMPLOYMENT_WEIGHTS), n)
     beta_a = _by_code("employment_type", {k: v[0] for k, v in INCOME_BETA.items()})
     beta_b = _by_code("employment_type", {k: v[1] for k, v in INCOME_BETA.items()})
     low, high = INCOME_RANGE
-    income = np.round(low + (high - low) * rng.beta(beta_a[employment], beta_b[employment]))
+    drawn = low + (high - low) * rng.beta(beta_a[employment], beta_b[employment])
+    income = np.round(drawn * population.income_scale)
     return {
         "age": rng.integers(AGE_RANGE[0], AGE_RANGE[1] + 1, size=n),
         "gender": _draw_codes(rng, _by_code("gender", GENDER_WEIGHTS), n),
@@ -324,8 +323,10 @@ def _loan_terms(rng: np.random.Generator, borrower: Columns) -> Columns:
     }
 
 
-def _repayment(rng: np.random.Generator, borrower: Columns, terms: Columns) -> Columns:
-    """How the borrower has paid so far: missed payments, arrears, history (rules 6-9)."""
+def _repayment(
+    rng: np.random.Generator, borrower: Columns, terms: Columns, population: Population
+) -> Columns:
+    """How the borrower has paid so far: missed payments, arrears, history (rules 6-9, 12)."""
     n = len(borrower["age"])
     tenure = terms["loan_tenure"]
     elapsed = rng.integers(1, tenure)  # at least one instalment due, at least one still to come
@@ -338,6 +339,7 @@ def _repayment(rng: np.random.Generator, borrower: Columns, terms: Columns) -> C
         + DELINQUENCY_RATE * (terms["interest_rate"] - 11.0)
         + DELINQUENCY_LEVERAGE * np.log(leverage)
         + employment
+        + population.delinquency_shift
         + rng.logistic(size=n)
     )
     first, second, third = MISSED_THRESHOLDS
@@ -351,9 +353,9 @@ def _repayment(rng: np.random.Generator, borrower: Columns, terms: Columns) -> C
 
     days_past_due = np.where(missed > 0, 30 * missed - rng.integers(0, 30, size=n), 0)
 
-    on_time = _code("payment_history", "On-Time")
-    delayed = _code("payment_history", "Delayed")
-    missed_label = _code("payment_history", "Missed")
+    on_time = code_of("payment_history", "On-Time")
+    delayed = code_of("payment_history", "Delayed")
+    missed_label = code_of("payment_history", "Missed")
     usual = np.where(missed >= 3, missed_label, delayed)
     other = np.where(missed >= 3, delayed, missed_label)
     history = np.where(rng.random(n) < HISTORY_NOISE, other, usual)
@@ -386,11 +388,11 @@ def _recovery_outcome(
     partial, written_off = OUTCOME_THRESHOLDS
     codes = np.where(
         latent < partial,
-        _code("recovery_status", "Fully Recovered"),
+        code_of("recovery_status", "Fully Recovered"),
         np.where(
             latent < written_off,
-            _code("recovery_status", "Partially Recovered"),
-            _code("recovery_status", "Written Off"),
+            code_of("recovery_status", "Partially Recovered"),
+            code_of("recovery_status", "Written Off"),
         ),
     )
     return codes.astype(np.int8)
@@ -406,15 +408,15 @@ def _collection(rng: np.random.Generator, outcome: np.ndarray) -> Columns:
     methods = np.stack(
         [
             _by_code("collection_method", METHOD_WEIGHTS[status])
-            for status in _values("recovery_status")
+            for status in values_of("recovery_status")
         ]
     )
     method = _draw_conditional_codes(rng, methods, outcome)
 
-    written_off = outcome == _code("recovery_status", "Written Off")
+    written_off = outcome == code_of("recovery_status", "Written Off")
     legal = written_off & (rng.random(n) < LEGAL_ACTION_SHARE_WRITTEN_OFF)
     legal_codes = np.where(
-        legal, _code("legal_action_taken", "Yes"), _code("legal_action_taken", "No")
+        legal, code_of("legal_action_taken", "Yes"), code_of("legal_action_taken", "No")
     )
     return {
         "recovery_status": outcome,
@@ -424,125 +426,10 @@ def _collection(rng: np.random.Generator, outcome: np.ndarray) -> Columns:
     }
 
 
-# --- assembly ---
-
-
-def _ids(prefix: str, first: int, n: int) -> pa.Array:
-    """``{prefix}{i}`` for i = first .. first + n - 1, built in Arrow without a Python loop."""
-    numbers = pc.cast(pa.array(np.arange(first, first + n, dtype=np.int64)), pa.string())
-    return pc.binary_join_element_wise(prefix, numbers, "")
-
-
-def _to_arrow(column: str, values: np.ndarray) -> pa.Array:
-    """One output column: categories as strings, integers as int32, amounts as double.
-
-    The types are the ``seeds`` column types in ``dbt_project.yml``, so a
-    generated Parquet book and the bundled seed load alike.
-    """
-    name = snake_case(column)
-    if name in category_values():
-        return pc.take(pa.array(_values(name), pa.string()), pa.array(values))
-    if np.issubdtype(values.dtype, np.integer):
-        return pa.array(values.astype(np.int32))
-    return pa.array(values.astype(np.float64))
-
-
-def _chunk(first_row: int, n: int, seed: int, chunk_index: int) -> pa.Table:
-    """Loans ``first_row`` .. ``first_row + n - 1`` (1-based), from the chunk's own RNG."""
-    rng = np.random.Generator(
-        np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(chunk_index,)))
-    )
-    borrower = _borrower_profile(rng, n)
+def draw_loans(rng: np.random.Generator, n: int, population: Population = BASE) -> Columns:
+    """Every generated column of ``n`` loans, drawn by rules 1-12 in order from one stream."""
+    borrower = _borrower_profile(rng, n, population)
     terms = _loan_terms(rng, borrower)
-    repayment = _repayment(rng, borrower, terms)
+    repayment = _repayment(rng, borrower, terms, population)
     collection = _collection(rng, _recovery_outcome(rng, borrower, terms, repayment))
-    generated: Columns = {**borrower, **terms, **repayment, **collection}
-
-    arrays: dict[str, pa.Array] = {}
-    for column in loan_book_columns():
-        name = snake_case(column)
-        if name == "borrower_id":
-            arrays[column] = _ids("BRW_", first_row, n)
-        elif name == "loan_id":
-            arrays[column] = _ids("LN_", first_row, n)
-        elif name in generated:
-            arrays[column] = _to_arrow(column, generated[name])
-        else:
-            raise ValueError(f"dbt_project.yml lists column {column!r}, which the generator lacks")
-    return pa.table(arrays)
-
-
-def loan_book_chunks(rows: int, seed: int = 42, chunk_rows: int = CHUNK_ROWS) -> Iterator[pa.Table]:
-    """The loan book as Arrow tables of at most ``chunk_rows`` rows, in order.
-
-    Always yields at least one table (empty when ``rows`` is 0), so writers
-    get a schema. ``chunk_rows`` is part of what a seed means: another chunk
-    size gives another (equally valid) book.
-    """
-    if rows < 0:
-        raise ValueError(f"rows must be >= 0, got {rows}")
-    if seed < 0:
-        raise ValueError(f"seed must be >= 0, got {seed}")
-    if chunk_rows < 1:
-        raise ValueError(f"chunk_rows must be >= 1, got {chunk_rows}")
-    for index in range(max(1, math.ceil(rows / chunk_rows))):
-        start = index * chunk_rows
-        yield _chunk(start + 1, min(chunk_rows, rows - start), seed, index)
-
-
-def generate_loan_book(rows: int, seed: int = 42, *, chunk_rows: int = CHUNK_ROWS) -> pd.DataFrame:
-    """A synthetic loan book of ``rows`` loans as a pandas DataFrame.
-
-    Exactly the rows :func:`write_loan_book` writes for the same arguments
-    (both read :func:`loan_book_chunks`). Holds the whole book in memory, so
-    large books should be written with :func:`write_loan_book` instead.
-    """
-    return pa.concat_tables(loan_book_chunks(rows, seed, chunk_rows)).to_pandas()
-
-
-def _write_parquet(first: pa.Table, rest: Iterator[pa.Table], path: Path) -> None:
-    """One row group per chunk; zstd keeps a 10M-loan book small without slowing the write."""
-    with pq.ParquetWriter(path, first.schema, compression="zstd") as writer:
-        writer.write_table(first)
-        for chunk in rest:
-            writer.write_table(chunk)
-
-
-def _write_csv(first: pa.Table, rest: Iterator[pa.Table], path: Path) -> None:
-    """Plain unquoted CSV like the public file.
-
-    No generated value contains a comma, quote or newline; if a configured
-    category ever did, Arrow refuses to write it rather than corrupt the file.
-    """
-    with path.open("wb") as handle:
-        # Arrow quotes header names even unasked; the configured names are plain identifiers.
-        handle.write((",".join(first.column_names) + "\n").encode())
-        options = pa_csv.WriteOptions(include_header=False, quoting_style="none")
-        with pa_csv.CSVWriter(handle, first.schema, write_options=options) as writer:
-            writer.write_table(first)
-            for chunk in rest:
-                writer.write_table(chunk)
-
-
-def write_loan_book(rows: int, out: Path, seed: int = 42, *, chunk_rows: int = CHUNK_ROWS) -> Path:
-    """Write a synthetic loan book to ``out``; its suffix (``.csv``/``.parquet``) picks the format.
-
-    Writes chunk by chunk, so memory stays flat whatever ``rows`` is, into a
-    temporary file that replaces ``out`` only when complete: a failed run never
-    leaves a truncated book behind. Returns ``out``.
-    """
-    out = Path(out)
-    writers = {".csv": _write_csv, ".parquet": _write_parquet}
-    writer = writers.get(out.suffix.lower())
-    if writer is None:
-        raise ValueError(f"cannot write loan book {out}: its suffix must be .csv or .parquet")
-    chunks = loan_book_chunks(rows, seed, chunk_rows)
-    first = next(chunks)  # validates the arguments before anything touches the disk
-    out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_name(f".{out.name}.partial")
-    try:
-        writer(first, chunks, partial)
-        partial.replace(out)
-    finally:
-        partial.unlink(missing_ok=True)
-    return out
+    return {**borrower, **terms, **repayment, **collection}

@@ -1,0 +1,30 @@
+"""Every loan's calibrated loss_probability from the outcome model, trained on resolved loans."""
+
+from loan_recovery.outcome import score_outcomes
+
+
+def model(dbt, session):
+    # dbt passes a Python model the configs it finds as literal dbt.config.get calls.
+    features = [*dbt.config.get("cluster_features"), *dbt.config.get("ratio_features")]
+    levels = dbt.config.get("category_values")
+    categories = {name: levels[name] for name in dbt.config.get("outcome_categories")}
+    protected = {name: levels[name] for name in dbt.config.get("protected_attributes")}
+    columns = [
+        "loan_id",
+        *features,
+        *categories,
+        *protected,
+        "is_resolved",
+        "is_not_fully_recovered",
+    ]
+    return score_outcomes(
+        dbt.ref("int_loan_features").select(", ".join(columns)).to_arrow_table(),
+        features,
+        categories=categories,
+        protected=protected,
+        post_outcome_columns=dbt.config.get("post_outcome_columns"),
+        n_trees=dbt.config.get("outcome_trees"),
+        sample_rows=dbt.config.get("outcome_sample_rows"),
+        min_resolved_loans=dbt.config.get("min_resolved_loans"),
+        random_state=dbt.config.get("random_state"),
+    )

@@ -1,0 +1,178 @@
+"""The outcome model: a calibrated probability that a loan will not be fully recovered.
+
+The write-up's score learns segment membership and ranks real recovery at
+chance. This model learns the outcome itself, from the loans whose outcome
+is known, and decides for the ones still open:
+
+* training loans: resolved loans only (``is_resolved``), at most
+  ``sample_rows`` of them chosen by hashed loan id, so the model does not
+  depend on row order; an open loan never trains it;
+* label: ``is_not_fully_recovered`` (Partially Recovered or Written Off);
+* features: the ten pre-collection numbers, the ratios of int_loan_features
+  and the pre-collection categories as 0/1 levels (an unknown value is
+  "other"). Post-outcome columns and protected attributes are refused by
+  name (:func:`loan_recovery.model_input.check_features`) and by data
+  (:mod:`loan_recovery.sentinel`) before anything is trained;
+* probabilities: every training loan's is out of bag, every other loan's
+  comes from the forest that never saw it; all are calibrated by Platt
+  scaling, cross-fitted for the training loans
+  (:mod:`loan_recovery.calibration`).
+
+When fewer than ``min_resolved_loans`` resolved loans exist, or they hold
+one outcome only, nothing is trained: every loss_probability is null and
+``outcome_model_status`` says why, so the strategy falls back to the
+write-up's score and the build says so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from loan_recovery.calibration import cross_fitted
+from loan_recovery.forest import fit_out_of_bag, model_version, positive_proba, score_in_chunks
+from loan_recovery.model_input import (
+    KEY,
+    OUTCOME_LABEL,
+    RESOLVED,
+    check_count,
+    column_series,
+    fitting_sample,
+    indicator_name,
+    read_loan_columns,
+    string_column,
+)
+from loan_recovery.sentinel import check_features_are_honest
+
+__all__ = ["LABEL", "RESOLVED", "TRAINED", "score_outcomes"]
+
+LABEL = OUTCOME_LABEL
+TRAINED = "trained"
+
+
+def _fallback(loan_id: pd.Series, reason: str) -> pd.DataFrame:
+    n = len(loan_id)
+    return pd.DataFrame(
+        {
+            KEY: loan_id,
+            "loss_probability": pd.Series(np.full(n, np.nan), dtype="float64"),
+            "is_training_row": np.zeros(n, dtype=bool),
+            "outcome_model_version": pd.Series([None] * n, dtype="string"),
+            "outcome_model_status": string_column([reason], np.zeros(n, dtype=np.int32)),
+        },
+        copy=False,
+    )
+
+
+def _protected_indicators(
+    data: pd.DataFrame | pa.Table, protected: Mapping[str, Sequence[str]], positions: np.ndarray
+) -> dict[str, np.ndarray]:
+    indicators: dict[str, np.ndarray] = {}
+    for column, levels in protected.items():
+        values = column_series(data, column).astype("string").to_numpy(na_value="")[positions]
+        for level in levels:
+            indicators[indicator_name(column, level)] = values == level
+    return indicators
+
+
+def score_outcomes(
+    loans: pd.DataFrame | pa.Table,
+    features: Sequence[str],
+    *,
+    categories: Mapping[str, Sequence[str]],
+    protected: Mapping[str, Sequence[str]],
+    post_outcome_columns: Sequence[str],
+    n_trees: int,
+    sample_rows: int,
+    min_resolved_loans: int,
+    random_state: int,
+) -> pd.DataFrame:
+    """Every loan's loss_probability, is_training_row, outcome_model_version and status.
+
+    ``loans`` holds loan_id, ``features``, the ``categories`` columns, the
+    ``protected`` columns (read only by the sentinel), ``is_resolved`` and
+    the label ``is_not_fully_recovered`` (null for open loans).
+    """
+    check_count("n_trees", n_trees, 1)
+    check_count("sample_rows", sample_rows, 2)
+    check_count("min_resolved_loans", min_resolved_loans, 2)
+    check_count("random_state", random_state, 0)
+    book = read_loan_columns(
+        loans,
+        features,
+        post_outcome_columns=post_outcome_columns,
+        action="score",
+        extra_columns=(RESOLVED, LABEL),
+        categories=categories,
+        protected_attributes=list(protected),
+    )
+    resolved = column_series(loans, RESOLVED).to_numpy(dtype=bool, na_value=False)
+    label = column_series(loans, LABEL)
+    if label[resolved].isna().any():
+        raise ValueError(f"'{LABEL}' is null for a resolved loan; staging must give every one")
+    outcome = label.fillna(False).to_numpy(dtype=bool)
+    n_resolved = int(resolved.sum())
+    if n_resolved < min_resolved_loans:
+        return _fallback(
+            book.loan_id,
+            f"fallback: {n_resolved} resolved loans, fewer than min_resolved_loans "
+            f"({min_resolved_loans}); the strategy uses the segment score",
+        )
+    if outcome[resolved].all() or not outcome[resolved].any():
+        only = "not fully recovered" if outcome[resolved].all() else "fully recovered"
+        return _fallback(
+            book.loan_id,
+            f"fallback: all {n_resolved} resolved loans were {only} (one outcome only); "
+            "the strategy uses the segment score",
+        )
+
+    resolved_positions = np.flatnonzero(resolved)
+    chosen = fitting_sample(
+        book.loan_id.iloc[resolved_positions].reset_index(drop=True), sample_rows, random_state
+    )
+    positions = resolved_positions[chosen]
+    sample = book.take(positions, np.float64)
+    labels = outcome[positions]
+    check_features_are_honest(
+        sample, book.features, labels, _protected_indicators(loans, protected, positions)
+    )
+    fitted = fit_out_of_bag(sample.astype(np.float32), labels, n_trees, random_state)
+    training_ids = book.loan_id.iloc[positions].reset_index(drop=True)
+    training_probabilities, calibrator = cross_fitted(
+        fitted.training_scores, labels, training_ids, random_state
+    )
+
+    probabilities = np.empty(book.n_rows, dtype=np.float64)
+    is_training = np.zeros(book.n_rows, dtype=bool)
+    is_training[positions] = True
+    probabilities[positions] = training_probabilities
+    score_in_chunks(
+        book.n_rows,
+        lambda start, stop: book.block(start, stop, np.float32),
+        ~is_training,
+        lambda rows: calibrator.apply(positive_proba(fitted.forest, rows)),
+        probabilities,
+    )
+    version = model_version(
+        fitted.parameters,
+        list(book.features),
+        LABEL,
+        training_ids,
+        sample,
+        labels,
+        extra={"calibration": ["platt", calibrator.slope, calibrator.intercept]},
+    )
+    codes = np.zeros(book.n_rows, dtype=np.int32)
+    return pd.DataFrame(
+        {
+            KEY: book.loan_id,
+            "loss_probability": probabilities,
+            "is_training_row": is_training,
+            "outcome_model_version": string_column([version], codes),
+            "outcome_model_status": string_column([TRAINED], codes),
+        },
+        copy=False,
+    )
