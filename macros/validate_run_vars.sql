@@ -53,6 +53,13 @@
         {{ exceptions.raise_compiler_error("invalid --vars: max_outstanding_to_loan_ratio must be a number of at least 1, got " ~ ratio) }}
     {%- endif -%}
 
+    {%- for name in ['legal_capacity', 'settlement_capacity'] -%}
+        {%- set value = var(name) -%}
+        {%- if value is not none and (value is not number or value is boolean or value != value | int or value < 0) -%}
+            {{ exceptions.raise_compiler_error("invalid --vars: " ~ name ~ " must be a whole number of at least 0, or null for unlimited, got " ~ value) }}
+        {%- endif -%}
+    {%- endfor -%}
+
     {%- if var('strategy_score') not in ['outcome', 'segment'] -%}
         {{ exceptions.raise_compiler_error("invalid --vars: strategy_score must be outcome or segment, got " ~ var('strategy_score')) }}
     {%- endif -%}

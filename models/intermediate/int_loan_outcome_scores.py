@@ -1,5 +1,6 @@
 """Every loan's calibrated loss_probability from the outcome model, trained on resolved loans."""
 
+from loan_recovery.model_store import keep
 from loan_recovery.outcome import score_outcomes
 
 
@@ -17,14 +18,16 @@ def model(dbt, session):
         "is_resolved",
         "is_not_fully_recovered",
     ]
-    return score_outcomes(
-        dbt.ref("int_loan_features").select(", ".join(columns)).to_arrow_table(),
-        features,
-        categories=categories,
-        protected=protected,
-        post_outcome_columns=dbt.config.get("post_outcome_columns"),
-        n_trees=dbt.config.get("outcome_trees"),
-        sample_rows=dbt.config.get("outcome_sample_rows"),
-        min_resolved_loans=dbt.config.get("min_resolved_loans"),
-        random_state=dbt.config.get("random_state"),
+    return keep(
+        score_outcomes(
+            dbt.ref("int_loan_features").select(", ".join(columns)).to_arrow_table(),
+            features,
+            categories=categories,
+            protected=protected,
+            post_outcome_columns=dbt.config.get("post_outcome_columns"),
+            n_trees=dbt.config.get("outcome_trees"),
+            sample_rows=dbt.config.get("outcome_sample_rows"),
+            min_resolved_loans=dbt.config.get("min_resolved_loans"),
+            random_state=dbt.config.get("random_state"),
+        )
     )

@@ -1,5 +1,6 @@
 """Every loan's out-of-sample segment score: the write-up's RandomForest on its high-risk label."""
 
+from loan_recovery.model_store import keep
 from loan_recovery.scoring import score_segment_risk
 
 
@@ -10,11 +11,13 @@ def model(dbt, session):
     training = loans.join(segments, "loans.loan_id = segments.loan_id").select(
         ", ".join(["loans.loan_id", *(f"loans.{f}" for f in features), "segments.is_high_risk"])
     )
-    return score_segment_risk(
-        training.to_arrow_table(),
-        features,
-        post_outcome_columns=dbt.config.get("post_outcome_columns"),
-        n_trees=dbt.config.get("scoring_trees"),
-        sample_rows=dbt.config.get("scoring_sample_rows"),
-        random_state=dbt.config.get("random_state"),
+    return keep(
+        score_segment_risk(
+            training.to_arrow_table(),
+            features,
+            post_outcome_columns=dbt.config.get("post_outcome_columns"),
+            n_trees=dbt.config.get("scoring_trees"),
+            sample_rows=dbt.config.get("scoring_sample_rows"),
+            random_state=dbt.config.get("random_state"),
+        )
     )

@@ -6,6 +6,12 @@ scored_loans as (
 
 ),
 
+reasons as (
+
+    select * from {{ ref('int_loan_reasons') }}
+
+),
+
 strategy_catalog as (
 
     select * from {{ ref('recovery_strategy_catalog') }}
@@ -18,14 +24,81 @@ settings as (
 
 ),
 
--- The business rule, in one place (macro strategy_code, docs block strategy_thresholds).
-assigned as (
+-- The thresholds, in one place (macro strategy_code, docs block strategy_thresholds).
+thresholds as (
 
     select
         scored_loans.*,
+        scored_loans.outstanding_loan_amount * scored_loans.loss_probability as amount_at_risk,
+        -- The loans a collector works this cycle: the open ones, or every loan
+        -- when none is open. Capacity counts only these.
+        not scored_loans.is_resolved or not bool_or(not scored_loans.is_resolved) over () as is_worked,
         {{ strategy_code('scored_loans.risk_score', 'settings.legal_threshold', 'settings.settlement_threshold') }}
-            as strategy_code
+            as threshold_strategy_code
     from scored_loans
+    cross join settings
+
+),
+
+-- Capacity, step 1 (docs block capacity): the worked loans the thresholds
+-- send to legal, by amount at risk (then loan_id); those beyond
+-- legal_capacity move down to settlement.
+legal_ranked as (
+
+    select
+        thresholds.*,
+        case
+            when thresholds.is_worked and thresholds.threshold_strategy_code = 'legal'
+                then row_number() over (
+                    partition by thresholds.is_worked, thresholds.threshold_strategy_code
+                    order by thresholds.amount_at_risk desc nulls last, thresholds.risk_score desc, thresholds.loan_id
+                )
+        end as legal_rank
+    from thresholds
+
+),
+
+after_legal as (
+
+    select
+        legal_ranked.*,
+        case
+            when legal_ranked.legal_rank > coalesce(settings.legal_capacity, legal_ranked.legal_rank)
+                then 'settlement'
+            else legal_ranked.threshold_strategy_code
+        end as after_legal_code
+    from legal_ranked
+    cross join settings
+
+),
+
+-- Step 2: settlement, now holding the loans moved down from legal too; those
+-- beyond settlement_capacity move down to reminders.
+settlement_ranked as (
+
+    select
+        after_legal.*,
+        case
+            when after_legal.is_worked and after_legal.after_legal_code = 'settlement'
+                then row_number() over (
+                    partition by after_legal.is_worked, after_legal.after_legal_code
+                    order by after_legal.amount_at_risk desc nulls last, after_legal.risk_score desc, after_legal.loan_id
+                )
+        end as settlement_rank
+    from after_legal
+
+),
+
+assigned as (
+
+    select
+        settlement_ranked.*,
+        case
+            when settlement_ranked.settlement_rank > coalesce(settings.settlement_capacity, settlement_ranked.settlement_rank)
+                then 'reminders'
+            else settlement_ranked.after_legal_code
+        end as strategy_code
+    from settlement_ranked
     cross join settings
 
 ),
@@ -38,12 +111,22 @@ final as (
         cast(assigned.segment_id as integer) as segment_id,
         assigned.segment_name,
         assigned.is_resolved,
+        assigned.is_worked,
         cast(assigned.loss_probability as double) as loss_probability,
         cast(assigned.segment_risk_score as double) as segment_risk_score,
         cast(assigned.risk_score as double) as risk_score,
         assigned.score_source,
+        cast(assigned.amount_at_risk as double) as amount_at_risk,
+        assigned.threshold_strategy_code,
         assigned.strategy_code,
+        assigned.strategy_code <> assigned.threshold_strategy_code as capacity_limited,
         strategy_catalog.recovery_strategy,
+        reasons.reason_code_1,
+        reasons.reason_1,
+        reasons.reason_code_2,
+        reasons.reason_2,
+        reasons.reason_code_3,
+        reasons.reason_3,
         assigned.loan_type,
         assigned.loan_amount,
         assigned.outstanding_loan_amount,
@@ -55,6 +138,7 @@ final as (
         assigned.model_version
     from assigned
     left join strategy_catalog on assigned.strategy_code = strategy_catalog.strategy_code
+    left join reasons on assigned.loan_id = reasons.loan_id
 
 )
 

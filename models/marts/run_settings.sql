@@ -11,6 +11,8 @@ final as (
         cast({{ var('settlement_threshold') }} as double) as settlement_threshold,
         {{ sql_string(var('strategy_score')) }} as strategy_score,
         cast({{ var('min_resolved_loans') }} as bigint) as min_resolved_loans,
+        cast({{ 'null' if var('legal_capacity') is none else var('legal_capacity') }} as bigint) as legal_capacity,
+        cast({{ 'null' if var('settlement_capacity') is none else var('settlement_capacity') }} as bigint) as settlement_capacity,
         cast({{ var('max_outstanding_to_loan_ratio') }} as double) as max_outstanding_to_loan_ratio,
         cast({{ var('n_segments') }} as integer) as n_segments,
         cast({{ var('segmentation_sample_rows') }} as bigint) as segmentation_sample_rows,

@@ -145,6 +145,8 @@ def _build(args: argparse.Namespace) -> int:
         f"  input {info.input_file} (sha256 {info.input_sha256[:12]}): {info.rows_in} rows in = "
         f"{info.rows_clean} clean + {info.rows_quarantined} quarantined"
     )
+    used, fallback = report.score
+    print(f"  strategy score: {used}" + (f" ({fallback})" if fallback else ""))
     for finding, column, value, count in report.quality:
         if finding == "unknown_category_value":
             print(f"  kept {count} loans with an unknown {column} '{value}' (loan_book_quality)")

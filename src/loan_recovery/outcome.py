@@ -45,17 +45,20 @@ from loan_recovery.model_input import (
     read_loan_columns,
     string_column,
 )
+from loan_recovery.model_store import Fitted, out_of_bag_mask
 from loan_recovery.sentinel import check_features_are_honest
 
-__all__ = ["LABEL", "RESOLVED", "TRAINED", "score_outcomes"]
+__all__ = ["COMPONENT", "LABEL", "TRAINED", "score_outcomes"]
 
 LABEL = OUTCOME_LABEL
 TRAINED = "trained"
+COMPONENT = "outcome"
+"""The outcome model's name in the model store."""
 
 
-def _fallback(loan_id: pd.Series, reason: str) -> pd.DataFrame:
+def _fallback(loan_id: pd.Series, reason: str) -> Fitted:
     n = len(loan_id)
-    return pd.DataFrame(
+    scores = pd.DataFrame(
         {
             KEY: loan_id,
             "loss_probability": pd.Series(np.full(n, np.nan), dtype="float64"),
@@ -65,6 +68,7 @@ def _fallback(loan_id: pd.Series, reason: str) -> pd.DataFrame:
         },
         copy=False,
     )
+    return Fitted(scores)
 
 
 def _protected_indicators(
@@ -89,12 +93,14 @@ def score_outcomes(
     sample_rows: int,
     min_resolved_loans: int,
     random_state: int,
-) -> pd.DataFrame:
+) -> Fitted:
     """Every loan's loss_probability, is_training_row, outcome_model_version and status.
 
     ``loans`` holds loan_id, ``features``, the ``categories`` columns, the
     ``protected`` columns (read only by the sentinel), ``is_resolved`` and
-    the label ``is_not_fully_recovered`` (null for open loans).
+    the label ``is_not_fully_recovered`` (null for open loans). Returns the
+    scores and, when a model was trained, the model to keep
+    (:func:`loan_recovery.model_store.keep`).
     """
     check_count("n_trees", n_trees, 1)
     check_count("sample_rows", sample_rows, 2)
@@ -166,7 +172,7 @@ def score_outcomes(
         extra={"calibration": ["platt", calibrator.slope, calibrator.intercept]},
     )
     codes = np.zeros(book.n_rows, dtype=np.int32)
-    return pd.DataFrame(
+    scores = pd.DataFrame(
         {
             KEY: book.loan_id,
             "loss_probability": probabilities,
@@ -176,3 +182,19 @@ def score_outcomes(
         },
         copy=False,
     )
+    meta = {
+        "version": version,
+        "label": LABEL,
+        "features": list(book.features),
+        "numeric_features": list(features),
+        "categories": {name: list(levels) for name, levels in categories.items()},
+        "post_outcome_columns": list(post_outcome_columns),
+        "parameters": fitted.parameters,
+        "calibration": {"slope": calibrator.slope, "intercept": calibrator.intercept},
+        "training_rows": len(positions),
+    }
+    arrays = {
+        "training_ids": training_ids.astype(str).to_numpy(dtype=str),
+        "oob_mask": out_of_bag_mask(fitted.forest, len(positions)),
+    }
+    return Fitted(scores, ((COMPONENT, meta, arrays, fitted.forest),))

@@ -25,10 +25,13 @@ from loan_recovery.model_input import (
     read_loan_columns,
     string_column,
 )
+from loan_recovery.model_store import Fitted, out_of_bag_mask
 
-__all__ = ["LABEL", "score_segment_risk"]
+__all__ = ["COMPONENT", "LABEL", "score_segment_risk"]
 
 LABEL = "is_high_risk"
+COMPONENT = "segment_score"
+"""The segment score's name in the model store."""
 
 
 def score_segment_risk(
@@ -39,7 +42,7 @@ def score_segment_risk(
     n_trees: int,
     sample_rows: int,
     random_state: int,
-) -> pd.DataFrame:
+) -> Fitted:
     """Every loan's out-of-sample segment_risk_score, is_training_row and segment_model_version.
 
     ``training`` holds loan_id, the features and the label ``is_high_risk``.
@@ -95,7 +98,7 @@ def score_segment_risk(
         sample,
         sample_labels,
     )
-    return pd.DataFrame(
+    frame = pd.DataFrame(
         {
             KEY: book.loan_id,
             "segment_risk_score": scores,
@@ -106,3 +109,18 @@ def score_segment_risk(
         },
         copy=False,
     )
+    meta = {
+        "version": version,
+        "label": LABEL,
+        "features": list(book.features),
+        "numeric_features": list(book.features),
+        "categories": {},
+        "post_outcome_columns": list(post_outcome_columns),
+        "parameters": fitted.parameters,
+        "training_rows": len(positions),
+    }
+    arrays = {
+        "training_ids": book.loan_id.iloc[positions].astype(str).to_numpy(dtype=str),
+        "oob_mask": out_of_bag_mask(fitted.forest, len(positions)),
+    }
+    return Fitted(frame, ((COMPONENT, meta, arrays, fitted.forest),))

@@ -5,11 +5,16 @@ boxes are exact aggregates computed in DuckDB over every loan, while the
 shapes that need individual loans (violin, points) come from the
 deterministic sample and say "sample of n of N loans" in the subtitle.
 
+The three charts by recovery status show resolved loans only, and say so:
+an open loan (recovery_status NULL) has no outcome yet, so it belongs to no
+status. The loan amount chart shows every loan.
+
 Pure: :class:`ReportData` in, a plotly figure out.
 """
 
 from __future__ import annotations
 
+import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
@@ -18,11 +23,27 @@ from loan_recovery.report.queries import ReportData
 from loan_recovery.report.style import BAR_COLOR, STATUS_COLORS, base_layout, ordered
 
 
-def sample_note(sampled: int, total: int) -> str:
+def sample_note(sampled: int, total: int, what: str = "loans") -> str:
     """What a point cloud shows, e.g. 'sample of 5,000 of 1,000,000 loans'."""
     if sampled >= total:
-        return f"all {total:,} loans"
-    return f"sample of {sampled:,} of {total:,} loans"
+        return f"all {total:,} {what}"
+    return f"sample of {sampled:,} of {total:,} {what}"
+
+
+def resolved_note(data: ReportData) -> str:
+    """What the status charts leave out, e.g. 'Resolved loans only (1,502 of 2,000; 498 open...'."""
+    open_loans = data.loan_count - data.resolved_count
+    if open_loans == 0:
+        return f"All {data.loan_count:,} loans (none open)"
+    return (
+        f"Resolved loans only ({data.resolved_count:,} of {data.loan_count:,}; "
+        f"{open_loans:,} open loans have no recovery status yet)"
+    )
+
+
+def resolved_sample(data: ReportData) -> pd.DataFrame:
+    """The sampled loans that have a recovery status."""
+    return data.sample[data.sample["recovery_status"].notna()]
 
 
 def loan_amount_figure(data: ReportData) -> go.Figure:
@@ -120,7 +141,7 @@ def payment_history_figure(data: ReportData) -> go.Figure:
     return base_layout(
         fig,
         "Payment history by recovery status",
-        f"All {data.loan_count:,} loans, exact counts.",
+        f"{resolved_note(data)}, exact counts from stg_loans.",
         460,
     )
 
@@ -128,6 +149,7 @@ def payment_history_figure(data: ReportData) -> go.Figure:
 def missed_payments_figure(data: ReportData) -> go.Figure:
     """Boxes with exact quartiles over all loans, overlaid with the sampled loans as points."""
     boxes = data.missed_payment_boxes
+    sample = resolved_sample(data)
     statuses = ordered(boxes["recovery_status"], category_values()["recovery_status"])
     fig = go.Figure()
     for status in statuses:
@@ -148,7 +170,7 @@ def missed_payments_figure(data: ReportData) -> go.Figure:
                 legendgroup=status,
             )
         )
-        points = data.sample.loc[data.sample["recovery_status"] == status, "num_missed_payments"]
+        points = sample.loc[sample["recovery_status"] == status, "num_missed_payments"]
         fig.add_trace(
             go.Box(
                 x=[status] * len(points),
@@ -171,15 +193,15 @@ def missed_payments_figure(data: ReportData) -> go.Figure:
     return base_layout(
         fig,
         "Missed payments by recovery status",
-        f"Boxes: quartiles of all {data.loan_count:,} loans. "
-        f"Points: {sample_note(len(data.sample), data.loan_count)}.",
+        f"{resolved_note(data)}. Boxes: exact quartiles from stg_loans. "
+        f"Points: {sample_note(len(sample), data.resolved_count, 'resolved loans')}.",
         480,
     )
 
 
 def income_vs_loan_figure(data: ReportData) -> go.Figure:
     """Sampled scatter of income against loan amount, coloured by status, sized by amount."""
-    sample = data.sample
+    sample = resolved_sample(data)
     statuses = ordered(sample["recovery_status"], category_values()["recovery_status"])
     largest = float(sample["loan_amount"].max()) if not sample.empty else 1.0
     fig = go.Figure()
@@ -208,7 +230,7 @@ def income_vs_loan_figure(data: ReportData) -> go.Figure:
     return base_layout(
         fig,
         "Monthly income against loan amount by recovery status",
-        f"{sample_note(len(sample), data.loan_count).capitalize()}; "
-        "marker area proportional to loan amount.",
+        f"{resolved_note(data)}: {sample_note(len(sample), data.resolved_count, 'resolved loans')}"
+        " from stg_loans; marker area proportional to loan amount.",
         560,
     )

@@ -13,6 +13,12 @@ falls back to the marts and a warning says why.
 The thresholds have one source whatever happened: ``main.run_settings``, the
 row the strategy CASE applied. No fallback, so nothing to warn about.
 
+Which score drove the strategy has two records that must agree:
+``risk_model_metrics.is_score_in_use`` and ``recovery_strategies.score_source``.
+The header names the score and, when the outcome model fell back, says so with
+``model_status``'s reason (also as a warning: the strategy did not use the
+model it was asked for).
+
 Pure: everything comes from :class:`ReportData`; no database here.
 """
 
@@ -29,6 +35,12 @@ T = TypeVar("T")
 
 NO_BUILD_INFO = "no build_info"
 THRESHOLDS_SOURCE = "main.run_settings (what recovery_strategies applied)"
+SCORE_SOURCE = "risk_model_metrics.is_score_in_use = recovery_strategies.score_source"
+OUTCOME_STATUS_SOURCE = "risk_model_metrics.model_status (score_name outcome)"
+SCORE_WORDS = {
+    "outcome": "the outcome model's loss_probability",
+    "segment": "the write-up's segment_risk_score",
+}
 
 
 @dataclass(frozen=True)
@@ -52,12 +64,53 @@ class BuildFacts:
     legal_threshold: Sourced[float]
     settlement_threshold: Sourced[float]
     model_version: Sourced[str]
+    score_in_use: Sourced[str]
+    outcome_model: Sourced[str]
     warnings: tuple[str, ...] = ()
+
+
+def marts_model_version(data: ReportData) -> str:
+    """The version of the model whose score drove the strategy (risk_model_metrics)."""
+    return str(data.score_in_use.get("model_version"))
+
+
+def score_facts(data: ReportData) -> tuple[Sourced[str], Sourced[str], list[str]]:
+    """Which score drove the strategy, the outcome model's status, and warnings about them."""
+    warnings: list[str] = []
+    in_use = str(data.score_in_use.get("score_name", "none"))
+    sources = sorted(str(s) for s in data.score_sources["score_source"])
+    if sources != [in_use]:
+        warnings.append(
+            f"risk_model_metrics says {in_use} drove the strategy, recovery_strategies."
+            f"score_source says {', '.join(sources) or 'nothing'}: rerun `dbt build`"
+        )
+    asked = str(data.settings.get("strategy_score", in_use))
+    used = f"{in_use}: {SCORE_WORDS.get(in_use, in_use)}"
+    if asked != in_use:
+        used += f" (run_settings.strategy_score asked for {asked})"
+    outcome = data.score("outcome")
+    fallback = data.outcome_fallback
+    if fallback is not None:
+        outcome_text = f"fell back, not used: {fallback}"
+        warnings.append(
+            f"The outcome model fell back ({fallback}): "
+            f"the strategy used {SCORE_WORDS.get(in_use, in_use)}"
+        )
+    else:
+        outcome_text = (
+            f"trained on {int(outcome['training_rows']):,} resolved loans, "
+            f"version {outcome['model_version']}"
+        )
+    return (
+        Sourced(used, SCORE_SOURCE),
+        Sourced(outcome_text, OUTCOME_STATUS_SOURCE),
+        warnings,
+    )
 
 
 def stale_reason(info: BuildInfo, data: ReportData) -> str | None:
     """Why a build_info row describes another build than the marts (None if it matches)."""
-    marts_version = str(data.metrics["model_version"])
+    marts_version = marts_model_version(data)
     if info.model_version is not None and info.model_version != marts_version:
         return f"its model_version {info.model_version} is not the marts' {marts_version}"
     if info.rows_clean != data.loan_count:
@@ -83,7 +136,12 @@ def build_facts(data: ReportData, database: str = "") -> BuildFacts:
         warnings.append(f"build_info ignored: {reason} (a later plain dbt build?)")
         info = None
 
-    marts_version = Sourced(str(data.metrics["model_version"]), "risk_model_metrics.model_version")
+    marts_version = Sourced(
+        marts_model_version(data), "risk_model_metrics.model_version of the score in use"
+    )
+    score_in_use, outcome_model, score_warnings = score_facts(data)
+    warnings.extend(score_warnings)
+    scores = {"score_in_use": score_in_use, "outcome_model": outcome_model}
     thresholds = {
         "legal_threshold": Sourced(data.legal_threshold, THRESHOLDS_SOURCE),
         "settlement_threshold": Sourced(data.settlement_threshold, THRESHOLDS_SOURCE),
@@ -92,15 +150,14 @@ def build_facts(data: ReportData, database: str = "") -> BuildFacts:
         return BuildFacts(
             database=database,
             build_id=Sourced("none", NO_BUILD_INFO),
-            built_at=Sourced(
-                data.metrics.get("built_at"), "risk_model_metrics.built_at (when the model ran)"
-            ),
+            built_at=Sourced(data.built_at, "risk_model_metrics.built_at (when the model ran)"),
             input_file=Sourced("not recorded", NO_BUILD_INFO),
             loans=Sourced(data.loan_count, "count of staging.stg_loans"),
             quarantined=Sourced(data.quarantined_count, "count of main.quarantined_loans"),
             model_version=marts_version,
             warnings=tuple(warnings),
             **thresholds,
+            **scores,
         )
     return BuildFacts(
         database=database,
@@ -116,6 +173,7 @@ def build_facts(data: ReportData, database: str = "") -> BuildFacts:
         ),
         warnings=tuple(warnings),
         **thresholds,
+        **scores,
     )
 
 
@@ -147,6 +205,8 @@ def header_rows(facts: BuildFacts) -> list[tuple[str, str, str]]:
             f"legal above {legal.value:.2f}, settlement from {settlement.value:.2f}",
             legal.source,  # one source for both: the run_settings row
         ),
+        ("Score in use", str(facts.score_in_use.value), facts.score_in_use.source),
+        ("Outcome model", str(facts.outcome_model.value), facts.outcome_model.source),
         ("Risk model", str(facts.model_version.value), facts.model_version.source),
         ("Database", facts.database, "--db"),
     ]

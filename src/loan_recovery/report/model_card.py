@@ -1,12 +1,18 @@
-"""The model card: what the risk score reproduces, and whether it ranks the actual outcome.
+"""The model card: every score judged on the resolved loans, and the rates by gender.
 
-A chart of its own, apart from the loan charts, because it is about the
-model, not the book: a table of ``main.risk_model_metrics`` beside the two
-ROC AUCs against chance, and a sentence whose wording follows the numbers.
-The AUC against the label (membership of a high-risk segment) is shown next
-to the AUC against what actually happened because the first alone reads as
-a good model, while the label is the segmentation the forest learned to
-reproduce; near 0.5 the second says the score does not rank recovery.
+``main.risk_model_metrics`` holds one row per score (the outcome model, the
+write-up's segment score, a days-past-due rule and the base rate), each
+judged on the build's resolved loans with out-of-sample scores. The card is a
+table of every row, the AUCs with their 95 % intervals against the 0.5
+chance line (the score that drove the strategy highlighted), and a sentence
+whose wording follows the numbers: whether the outcome model's interval
+includes 0.5, and whether it lies above the other scores' intervals. On the
+write-up's public 500 loans the outcome model's interval includes 0.5, and
+the sentence says so.
+
+``main.model_fairness`` is drawn beside it: observed and predicted rates and
+the strategy shares per value of each protected attribute (gender), which is
+never a model feature.
 
 Pure: :class:`ReportData` in, a plotly figure out.
 """
@@ -17,95 +23,225 @@ import textwrap
 from collections.abc import Mapping
 from typing import Any
 
+import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from loan_recovery.report.queries import ReportData
-from loan_recovery.report.style import BAR_COLOR, base_layout, vline
+from loan_recovery.report.style import (
+    IN_USE_COLOR,
+    OTHER_COLOR,
+    SCORE_LABELS,
+    base_layout,
+    legend_below,
+    vline,
+)
+
+SCORE_NOUNS = {
+    "outcome": "outcome model",
+    "segment": "write-up's segment score",
+    "days_past_due": "days-past-due rule",
+    "base_rate": "base rate",
+}
+FAIRNESS_MEASURES = {
+    "observed_loss_rate": "Observed loss rate<br>(resolved loans)",
+    "mean_loss_probability": "Mean loss<br>probability",
+    "mean_risk_score": "Mean risk score<br>(score in use)",
+    "legal_share": "Share sent<br>to legal",
+    "settlement_share": "Share sent<br>to settlement",
+    "reminders_share": "Share sent<br>to reminders",
+}
 
 
-def model_card_sentence(label_auc: float, outcome_auc: float) -> str:
-    """What the two AUCs mean, in words that follow the numbers."""
-    if label_auc >= 0.9:
-        label = f"label AUC {label_auc:.3f}: the forest reproduces the segmentation"
-    else:
-        label = f"label AUC {label_auc:.3f}: the forest only partly reproduces the segmentation"
-    if abs(outcome_auc - 0.5) < 0.05:
-        outcome = (
-            f"outcome AUC {outcome_auc:.3f} is near 0.5: the score does not rank recovery, "
-            "so read it as resemblance to the high-risk segments, not as a chance of loss"
+def present(value: Any) -> bool:
+    """Not None, NaN or pandas NA."""
+    return not pd.isna(value)
+
+
+def _interval(row: Mapping[str, Any]) -> str:
+    return (
+        f"AUC {float(row['roc_auc']):.3f} "
+        f"(95 % interval {float(row['roc_auc_ci_low']):.3f} to {float(row['roc_auc_ci_high']):.3f})"
+    )
+
+
+def _outcome_words(outcome: Mapping[str, Any], others: list[Mapping[str, Any]]) -> str:
+    low, high = float(outcome["roc_auc_ci_low"]), float(outcome["roc_auc_ci_high"])
+    loans = int(outcome["evaluated_loans"])
+    if low <= 0.5 <= high:
+        words = (
+            f"the outcome model's {_interval(outcome)} includes 0.5: on these {loans:,} resolved "
+            "loans it does not rank losses better than chance"
         )
-    elif outcome_auc > 0.5:
-        outcome = f"outcome AUC {outcome_auc:.3f}: the score ranks recovery better than chance"
+    elif low > 0.5:
+        words = f"the outcome model ranks losses better than chance: {_interval(outcome)}"
     else:
-        outcome = (
-            f"outcome AUC {outcome_auc:.3f}: the score ranks recovery worse than chance "
-            "(higher scores recover more often)"
-        )
-    return f"Out of bag, {label}; {outcome}."
+        words = f"the outcome model ranks losses worse than chance: {_interval(outcome)}"
+    below = [o for o in others if float(o["roc_auc_ci_high"]) < low]
+    above = [o for o in others if float(o["roc_auc_ci_low"]) > high]
+    overlap = [o for o in others if o not in below and o not in above]
+    if below:
+        names = " and the ".join(f"{SCORE_NOUNS[o['score_name']]}'s" for o in below)
+        words += f"; its interval lies above the {names}"
+    if overlap:
+        names = " and the ".join(SCORE_NOUNS[o["score_name"]] for o in overlap)
+        words += f"; it overlaps the {names}: these loans do not show it ranks better"
+    if above:
+        names = " and the ".join(SCORE_NOUNS[o["score_name"]] for o in above)
+        words += f"; the {names} ranks better (interval above the outcome model's)"
+    return words
 
 
-def _metric_rows(metrics: Mapping[str, Any]) -> list[tuple[str, str]]:
-    return [
-        ("Model version", str(metrics["model_version"])),
-        ("Scored loans", f"{int(metrics['scored_loans']):,}"),
-        ("Training rows (out-of-bag)", f"{int(metrics['training_rows']):,}"),
-        ("Label base rate (high-risk segment)", f"{float(metrics['label_base_rate']):.1%}"),
-        ("Out-of-bag ROC AUC vs label", f"{float(metrics['oof_roc_auc_label']):.3f}"),
-        ("Out-of-bag accuracy vs label (at 0.5)", f"{float(metrics['oof_accuracy_label']):.3f}"),
-        ("Out-of-bag Brier score vs label", f"{float(metrics['oof_brier_label']):.3f}"),
-        ("Outcome base rate (not fully recovered)", f"{float(metrics['outcome_base_rate']):.1%}"),
-        ("ROC AUC vs actual outcome", f"{float(metrics['roc_auc_outcome']):.3f}"),
+def model_card_sentence(scores: Mapping[str, Mapping[str, Any]]) -> str:
+    """What the numbers say, in words that follow them; ``scores`` keyed by score_name."""
+    in_use = next((name for name, row in scores.items() if row.get("is_score_in_use")), None)
+    outcome = scores.get("outcome", {})
+    ranked = [
+        row
+        for name, row in scores.items()
+        if name in ("segment", "days_past_due") and present(row.get("roc_auc"))
     ]
+    parts = []
+    if present(outcome.get("roc_auc")) and outcome.get("model_status") == "trained":
+        parts.append(_outcome_words(outcome, ranked))
+    else:
+        reason = outcome.get("model_status") or "no outcome row"
+        parts.append(f"the outcome model fell back ({reason}), so it has no scores to judge")
+    segment = scores.get("segment", {})
+    if present(segment.get("roc_auc")):
+        words = f"the write-up's segment score has {_interval(segment)} against the outcome"
+        if float(segment["roc_auc_ci_low"]) <= 0.5 <= float(segment["roc_auc_ci_high"]):
+            words += ", no better than chance"
+        if present(segment.get("label_roc_auc")):
+            words += (
+                f", while its label AUC {float(segment['label_roc_auc']):.3f} only says it "
+                "reproduces the segmentation it learned"
+            )
+        parts.append(words)
+    if in_use:
+        parts.append(f"the strategy used the {SCORE_NOUNS.get(in_use, in_use)}")
+    text = ". ".join(part[0].upper() + part[1:] for part in parts)
+    return f"{text}."
+
+
+def _number(value: Any, spec: str) -> str:
+    return format(float(value), spec) if present(value) else "-"
+
+
+def card_rows(data: ReportData) -> list[list[str]]:
+    """One row of table cells per score, in the table's column order."""
+    rows = []
+    for row in data.scores.to_dict("records"):
+        name = str(row["score_name"])
+        auc = (
+            f"{float(row['roc_auc']):.3f} [{float(row['roc_auc_ci_low']):.3f}, "
+            f"{float(row['roc_auc_ci_high']):.3f}]"
+            if present(row["roc_auc"])
+            else "-"
+        )
+        version = str(row["model_version"]) if present(row["model_version"]) else ""
+        status = str(row["model_status"]) if present(row["model_status"]) else ""
+        model = " / ".join(part for part in (version, status) if part) or "-"
+        rows.append(
+            [
+                name + (" (in use)" if row["is_score_in_use"] else ""),
+                str(row["score_description"]),
+                f"{int(row['evaluated_loans']):,}",
+                _number(row["base_rate"], ".1%"),
+                auc,
+                _number(row["brier_score"], ".3f"),
+                _number(row["expected_calibration_error"], ".3f"),
+                _number(row["label_roc_auc"], ".3f"),
+                f"{int(row['training_rows']):,}" if present(row["training_rows"]) else "-",
+                "<br>".join(textwrap.wrap(model, 34)),
+            ]
+        )
+    return rows
+
+
+CARD_COLUMNS = [
+    "Score",
+    "What it is",
+    "Loans evaluated",
+    "Base rate",
+    "ROC AUC [95 % interval]",
+    "Brier",
+    "ECE",
+    "Label AUC",
+    "Training rows",
+    "Model version / status",
+]
 
 
 def model_card_figure(data: ReportData) -> go.Figure:
-    """The model card: a metrics table, the two AUCs against chance, and what they mean."""
-    metrics = data.metrics
-    label_auc = float(metrics["oof_roc_auc_label"])
-    outcome_auc = float(metrics["roc_auc_outcome"])
-    rows = _metric_rows(metrics)
+    """The model card: every score's metrics, the AUCs with intervals, and what they mean."""
+    scores = data.scores
+    rows = card_rows(data)
     fig = make_subplots(
-        rows=1,
-        cols=2,
-        column_widths=[0.42, 0.58],
-        specs=[[{"type": "table"}, {"type": "xy"}]],
-        horizontal_spacing=0.16,
+        rows=2,
+        cols=1,
+        row_heights=[0.5, 0.5],
+        specs=[[{"type": "table"}], [{"type": "xy"}]],
+        vertical_spacing=0.08,
     )
     fig.add_trace(
         go.Table(
-            header={"values": ["Metric", "Value"], "align": "left", "fill_color": "#eef2f7"},
+            header={"values": CARD_COLUMNS, "align": "left", "fill_color": "#eef2f7"},
             cells={"values": [list(c) for c in zip(*rows, strict=True)], "align": "left"},
-            columnwidth=[3, 1.4],
+            columnwidth=[1.3, 3, 1, 0.8, 1.7, 0.7, 0.7, 0.8, 0.9, 2.2],
         ),
         row=1,
         col=1,
     )
+    in_use = scores["is_score_in_use"].fillna(False).astype(bool).tolist()
+    labels = [
+        SCORE_LABELS.get(name, name) + (" (in use)" if used else "")
+        for name, used in zip(scores["score_name"], in_use, strict=True)
+    ]
+    auc = scores["roc_auc"].astype(float)
     fig.add_trace(
-        go.Bar(
-            y=["vs actual<br>outcome", "out of bag<br>vs label"],
-            x=[outcome_auc, label_auc],
-            orientation="h",
-            marker_color=["#c0392b", BAR_COLOR],
-            text=[f"{outcome_auc:.3f}", f"{label_auc:.3f}"],
-            textposition="outside",
+        go.Scatter(
+            x=auc,
+            y=labels,
+            mode="markers+text",
+            meta=scores["score_name"].tolist(),
+            error_x={
+                "type": "data",
+                "symmetric": False,
+                "array": scores["roc_auc_ci_high"].astype(float) - auc,
+                "arrayminus": auc - scores["roc_auc_ci_low"].astype(float),
+                "thickness": 2,
+                "width": 6,
+            },
+            marker={
+                "size": [16 if used else 11 for used in in_use],
+                "color": [IN_USE_COLOR if used else OTHER_COLOR for used in in_use],
+                "symbol": ["diamond" if used else "circle" for used in in_use],
+            },
+            text=[f"{v:.3f}" if present(v) else "no scores" for v in auc],
+            textposition="top center",
             showlegend=False,
             hovertemplate="%{y}: ROC AUC %{x:.3f}<extra></extra>",
         ),
-        row=1,
-        col=2,
+        row=2,
+        col=1,
     )
     vline(fig, 0.5, "chance", "chance (0.5)", xanchor="center", dash="dot")
     fig.update_xaxes(
-        title_text="ROC AUC (0.5 = chance, 1 = perfect ranking)", range=[0, 1.1], row=1, col=2
+        title_text="ROC AUC against the outcome, with 95 % interval (0.5 = chance, 1 = perfect)",
+        range=[0, 1.05],
+        row=2,
+        col=1,
     )
-    sentence = model_card_sentence(label_auc, outcome_auc)
+    fig.update_yaxes(autorange="reversed", row=2, col=1)
+    by_name = {str(row["score_name"]): row for row in scores.to_dict("records")}
+    sentence = model_card_sentence(by_name)
     fig.add_annotation(
-        text="<br>".join(textwrap.wrap(sentence[0].upper() + sentence[1:], 130)),
+        text="<br>".join(textwrap.wrap(sentence, 150)),
         xref="paper",
         yref="paper",
         x=0,
-        y=-0.2,
+        y=-0.1,
         xanchor="left",
         yanchor="top",
         showarrow=False,
@@ -113,11 +249,53 @@ def model_card_figure(data: ReportData) -> go.Figure:
         font={"size": 13},
         name="meaning",
     )
+    in_use_row = data.score_in_use
     return base_layout(
         fig,
-        f"Model card: risk model {metrics['model_version']}",
-        "From risk_model_metrics. Label AUC: out-of-bag scores against the high-risk label; "
-        "outcome AUC: every score against the actual recovery status.",
-        480,
-        b=110,
+        f"Model card: {SCORE_LABELS.get(in_use_row.get('score_name'), 'no score')} in use "
+        f"(version {in_use_row.get('model_version')})",
+        "From risk_model_metrics: every score judged on the build's resolved loans with "
+        "out-of-sample scores, against the outcome (not Fully Recovered); highlighted: the "
+        "score that drove the strategy.",
+        860,
+        b=150,
     )
+
+
+def fairness_figure(data: ReportData) -> go.Figure:
+    """Grouped bars per protected attribute value: loss rates, scores and strategy shares."""
+    frame = data.fairness
+    fig = go.Figure()
+    palette = ["#4c78a8", "#e69f00", "#2e8b57", "#b22222", "#7f7f7f"]
+    for index, row in enumerate(frame.to_dict("records")):
+        values = [row[m] for m in FAIRNESS_MEASURES]
+        fig.add_trace(
+            go.Bar(
+                x=list(FAIRNESS_MEASURES.values()),
+                y=[float(v) if present(v) else None for v in values],
+                name=f"{row['protected_attribute']} {row['attribute_value']}: "
+                f"{int(row['loans']):,} loans, {int(row['resolved_loans']):,} resolved",
+                meta=[row["protected_attribute"], row["attribute_value"]],
+                marker_color=palette[index % len(palette)],
+                text=[f"{float(v):.1%}" if present(v) else "none" for v in values],
+                textposition="outside",
+                hovertemplate="%{x}: %{y:.1%}<extra>%{fullData.name}</extra>",
+            )
+        )
+    fig.update_layout(barmode="group")
+    fig.update_yaxes(title_text="Rate (share of loans)", tickformat=".0%", rangemode="tozero")
+    fig.update_xaxes(title_text="Measure (per protected attribute value)")
+    missing = (
+        " Mean loss probability: none, the outcome model fell back."
+        if data.outcome_fallback
+        else ""
+    )
+    fig = base_layout(
+        fig,
+        "Rates by protected attribute (gender is never a model feature)",
+        "From model_fairness: all loans, loss rate over the resolved ones, "
+        f"risk score = the score in use.{missing}",
+        480,
+        b=120,
+    )
+    return legend_below(fig, -0.3)

@@ -2,7 +2,8 @@
 
 The segment profiles are coloured by z-score against the whole book (not
 against the few segment means), so a difference that is small for a borrower
-stays pale however the segments rank on it. The risk score histogram draws
+stays pale however the segments rank on it. The risk score histogram says on
+its axis which score risk_score is in this build (score_source), and draws
 the thresholds from ``main.run_settings``, the ones the strategy CASE
 applied, and colours each bin by the strategy the mart assigned: the report
 shows the assignment, it never recomputes it. The model card, about the
@@ -143,6 +144,22 @@ def strategy_names(data: ReportData) -> dict[str, str]:
     }
 
 
+RISK_SCORE_AXIS = {
+    "outcome": "Risk score = loss probability (outcome model, calibrated, 0 to 1)",
+    "segment": (
+        "Risk score = the write-up's segment score (0 to 1, resemblance to high-risk segments)"
+    ),
+}
+
+
+def risk_score_axis_title(data: ReportData) -> str:
+    """What risk_score is in this build, from recovery_strategies.score_source."""
+    sources = list(dict.fromkeys(data.score_sources["score_source"]))
+    if len(sources) == 1 and sources[0] in RISK_SCORE_AXIS:
+        return RISK_SCORE_AXIS[sources[0]]
+    return f"Risk score (0 to 1; score_source: {', '.join(map(str, sources))})"
+
+
 def risk_score_figure(data: ReportData) -> go.Figure:
     """Stacked exact histogram of risk scores by assigned strategy, with both thresholds drawn."""
     bins = data.risk_score_bins
@@ -169,9 +186,7 @@ def risk_score_figure(data: ReportData) -> go.Figure:
     # Labels at two heights, so they stay readable when the thresholds are close.
     vline(fig, settlement, "settlement_threshold", f" settlement from {settlement:.2f}", y=0.9)
     vline(fig, legal, "legal_threshold", f" legal above {legal:.2f}", y=1.0)
-    fig.update_xaxes(
-        title_text="Risk score (0 to 1, resemblance to high-risk segments)", range=[0, 1]
-    )
+    fig.update_xaxes(title_text=risk_score_axis_title(data), range=[0, 1])
     fig.update_yaxes(title_text="Loans (count)")
     fig = base_layout(
         fig,

@@ -2,8 +2,10 @@
 
 :data:`CHARTS` is the one list of charts. Its order is the page order, and
 each entry carries the question the chart answers (the README's report table
-lists the same questions, and a test holds the page to it). Adding a chart:
-write its function in ``book_charts``, ``model_charts`` or ``model_card``, then add one
+lists the same questions, and a test holds the page to it) and the part of
+the page it belongs to (the loan book; segments, scores and strategies;
+decisions). Adding a chart: write its function in ``book_charts``,
+``model_charts``, ``model_card`` or ``decision_charts``, then add one
 :class:`Chart` here.
 
 The page is self-contained: plotly.js is embedded once in the head and every
@@ -22,7 +24,7 @@ import plotly.io as pio
 from plotly.offline import get_plotlyjs
 
 from loan_recovery.config import project_dir
-from loan_recovery.report import book_charts, model_card, model_charts
+from loan_recovery.report import book_charts, decision_charts, model_card, model_charts
 from loan_recovery.report.facts import BuildFacts, build_facts, header_rows
 from loan_recovery.report.queries import SAMPLE_ROWS, ReportData, connect, read_report_data
 
@@ -35,6 +37,11 @@ class Chart:
     heading: str
     question: str
     draw: Callable[[ReportData], go.Figure]
+    part: str = "The loan book"
+
+
+MODELS = "Segments, scores and strategies"
+DECISIONS = "Decisions"
 
 
 CHARTS: tuple[Chart, ...] = (
@@ -67,24 +74,70 @@ CHARTS: tuple[Chart, ...] = (
         "Borrower segments",
         "What distinguishes each segment from the whole book, and how large is each one?",
         model_charts.segment_profiles_figure,
+        MODELS,
     ),
     Chart(
         "risk_score_distribution",
         "Risk score distribution and strategy thresholds",
         "How are risk scores spread, and where do the thresholds cut the book into strategies?",
         model_charts.risk_score_figure,
+        MODELS,
     ),
     Chart(
         "strategy_by_segment",
         "Strategies per segment",
         "How many loans, and how much outstanding money, go to each strategy in each segment?",
         model_charts.strategy_segment_figure,
+        MODELS,
     ),
     Chart(
         "model_card",
         "Model card",
-        "What does the risk score reproduce, and does it rank the actual recovery outcome?",
+        "Which score ranks the actual outcome best, how surely, and which one drove the strategy?",
         model_card.model_card_figure,
+        MODELS,
+    ),
+    Chart(
+        "fairness",
+        "Rates by gender",
+        "Do loss rates, scores and strategies differ by gender, which no model sees?",
+        model_card.fairness_figure,
+        MODELS,
+    ),
+    Chart(
+        "gains",
+        "Gains per score",
+        "What share of the losses does each score find among its highest-scored loans?",
+        decision_charts.gains_figure,
+        DECISIONS,
+    ),
+    Chart(
+        "calibration",
+        "Calibration of the outcome model",
+        "Of the loans given a loss probability, does that share really end in a loss?",
+        decision_charts.calibration_figure,
+        DECISIONS,
+    ),
+    Chart(
+        "policy_comparison",
+        "Policy comparison",
+        "Under each policy, how did the loans each strategy would get really end?",
+        decision_charts.policy_figure,
+        DECISIONS,
+    ),
+    Chart(
+        "reason_codes",
+        "Reason codes per strategy",
+        "Which reasons raise the risk of the loans each strategy gets?",
+        decision_charts.reason_codes_figure,
+        DECISIONS,
+    ),
+    Chart(
+        "capacity",
+        "Capacity use",
+        "Could each strategy take the loans the thresholds sent, and how many were moved down?",
+        decision_charts.capacity_figure,
+        DECISIONS,
     ),
 )
 
@@ -92,7 +145,8 @@ STYLE = """
 body { font-family: -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif;
        color: #222; margin: 0; background: #fafafa; }
 main { max-width: 1200px; margin: 0 auto; padding: 24px 32px 48px; background: #fff; }
-h1 { margin-bottom: 4px; } h2 { margin: 40px 0 4px; border-top: 1px solid #ddd; padding-top: 24px; }
+h1 { margin-bottom: 4px; } h2.part { margin: 48px 0 0; font-size: 1.7em; }
+h3 { margin: 32px 0 4px; border-top: 1px solid #ddd; padding-top: 20px; font-size: 1.3em; }
 .question { color: #555; margin: 0 0 8px; font-style: italic; }
 table.facts { border-collapse: collapse; margin: 12px 0; }
 table.facts td, table.facts th { padding: 4px 14px 4px 0; text-align: left; vertical-align: top; }
@@ -132,16 +186,20 @@ def render_html(figures: Mapping[str, go.Figure], facts: BuildFacts) -> str:
     """One self-contained page: plotly.js once in the head, then each chart under its question."""
     charts = {chart.key: chart for chart in CHARTS}
 
-    def heading(key: str) -> tuple[str, str]:
+    def heading(key: str) -> tuple[str, str, str]:
         chart = charts.get(key)
-        return (chart.heading, chart.question) if chart else (key, "")
+        return (chart.heading, chart.question, chart.part) if chart else (key, "", "Other")
 
     contents = "".join(
         f'<li><a href="#{key}">{html.escape(heading(key)[0])}</a></li>' for key in figures
     )
     sections = []
+    part = None
     for key, fig in figures.items():
-        title, question = heading(key)
+        title, question, chart_part = heading(key)
+        if chart_part != part:
+            part = chart_part
+            sections.append(f'<h2 class="part">{html.escape(part)}</h2>')
         chart = pio.to_html(
             fig,
             full_html=False,
@@ -150,7 +208,7 @@ def render_html(figures: Mapping[str, go.Figure], facts: BuildFacts) -> str:
             config={"displaylogo": False, "responsive": True},
         )
         sections.append(
-            f'<section id="{key}"><h2>{html.escape(title)}</h2>'
+            f'<section id="{key}"><h3>{html.escape(title)}</h3>'
             f'<p class="question">{html.escape(question)}</p>{chart}</section>'
         )
     return (

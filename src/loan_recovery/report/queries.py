@@ -1,4 +1,4 @@
-"""Every DuckDB query the report runs, and the read-only connection they run on.
+"""Every DuckDB query the report runs (the read-only connection is in ``database``).
 
 DuckDB does every count, sum, quartile and histogram bin over all loans, so
 the numbers are exact on a book of any size, and what comes back
@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -33,92 +32,39 @@ import pandas as pd
 from loan_recovery import build_info
 from loan_recovery.build_info import BuildInfo
 from loan_recovery.config import cluster_features
+from loan_recovery.report.database import (  # noqa: F401 (re-exported)
+    REPORT_RELATIONS,
+    ReportError,
+    connect,
+    missing_relations,
+)
 
 SAMPLE_ROWS = 5_000
 SAMPLE_SALT = "loan-recovery-report"
 RISK_SCORE_BINS = 40
 LOAN_AMOUNT_TARGET_BINS = 40
-
-# (schema, table) the report reads; the exposure in models/marts/_exposures.yml
-# lists exactly these. build_info is not a dbt node and is optional.
-REPORT_RELATIONS: tuple[tuple[str, str], ...] = (
-    ("staging", "stg_loans"),
-    ("main", "quarantined_loans"),
-    ("intermediate", "int_loan_features"),
-    ("main", "borrower_segments"),
-    ("main", "recovery_strategies"),
-    ("main", "risk_model_metrics"),
-    ("main", "run_settings"),
-)
-
-# A DuckDB database file starts with an 8-byte checksum, then these magic bytes.
-DUCKDB_MAGIC = b"DUCK"
-
-
-class ReportError(RuntimeError):
-    """The database cannot be reported on; the message is one line naming the file."""
-
-
-def connect(database: Path) -> duckdb.DuckDBPyConnection:
-    """Open the built file read-only: the report must never change what it reports on.
-
-    Each way a ``--db`` can be wrong gets its own sentence instead of a
-    DuckDB traceback. The header is checked before DuckDB opens the file
-    because DuckDB's own errors mislead here (a ``.csv`` path reports "Cannot
-    launch in-memory database in read-only mode").
-    """
-    if database.is_dir():
-        raise ReportError(f"{database} is a directory, not a DuckDB file: pass the built file")
-    if not database.is_file():
-        raise ReportError(f"no DuckDB file at {database}: run `dbt build` first, or pass --db")
-    try:
-        with database.open("rb") as handle:
-            header = handle.read(12)
-    except OSError as error:
-        raise ReportError(f"cannot read {database}: {error.strerror}") from error
-    if not header:
-        raise ReportError(f"{database} is empty, not a DuckDB file: was the build interrupted?")
-    if header[8:12] != DUCKDB_MAGIC:
-        raise ReportError(
-            f"{database} is not a DuckDB database file (a loan book? "
-            "`loan-recovery build --loans` turns one into a DuckDB file)"
-        )
-    try:
-        connection = duckdb.connect(str(database), read_only=True)
-    except duckdb.Error as error:
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
-        raise ReportError(f"cannot open {database} read-only: {reason}") from error
-    missing = missing_relations(connection)
-    if missing:
-        connection.close()
-        raise ReportError(
-            f"{database} lacks {', '.join(missing)}: not a complete `dbt build` of this project"
-        )
-    return connection
-
-
-def missing_relations(connection: duckdb.DuckDBPyConnection) -> list[str]:
-    """The REPORT_RELATIONS the file lacks, as ``schema.table``."""
-    present = set(
-        connection.execute(
-            "select table_schema, table_name from information_schema.tables "
-            "where table_catalog = current_database()"
-        ).fetchall()
-    )
-    return [
-        f"{schema}.{table}" for schema, table in REPORT_RELATIONS if (schema, table) not in present
-    ]
+CALIBRATION_BINS = 10
+SCORE_ORDER = ("outcome", "segment", "days_past_due", "base_rate")
+# reason_code_1..3 and threshold_strategy_code / capacity_limited (the reason
+# code and capacity release) are read when recovery_strategies has them; the
+# charts drawn from them say so when a build lacks them.
+REASON_SLOTS = 3
 
 
 @dataclass(frozen=True)
 class ReportData:
-    """Everything the header and the charts are drawn from; small whatever the book's size."""
+    """Everything the header and the charts are drawn from; small whatever the book's size.
+
+    ``reason_codes``, ``reason_catalog`` and ``capacity`` are None when the
+    build predates reason codes and capacity (the charts then say so).
+    """
 
     loan_count: int
+    resolved_count: int
     quarantined_count: int
-    legal_threshold: float
-    settlement_threshold: float
-    metrics: dict[str, Any]
+    settings: dict[str, Any]
+    scores: pd.DataFrame
+    score_sources: pd.DataFrame
     build_info: BuildInfo | None
     sample: pd.DataFrame
     loan_amount_bins: pd.DataFrame
@@ -128,6 +74,44 @@ class ReportData:
     feature_stats: pd.DataFrame
     risk_score_bins: pd.DataFrame
     strategy_segments: pd.DataFrame
+    fairness: pd.DataFrame
+    gains: pd.DataFrame
+    calibration: pd.DataFrame
+    policies: pd.DataFrame
+    reason_codes: pd.DataFrame | None
+    reason_catalog: pd.DataFrame | None
+    capacity: pd.DataFrame | None
+
+    @property
+    def legal_threshold(self) -> float:
+        return float(self.settings["legal_threshold"])
+
+    @property
+    def settlement_threshold(self) -> float:
+        return float(self.settings["settlement_threshold"])
+
+    def score(self, name: str) -> dict[str, Any]:
+        """One row of risk_model_metrics by score_name (empty if the build has none)."""
+        rows = self.scores[self.scores["score_name"] == name]
+        return {} if rows.empty else rows.iloc[0].to_dict()
+
+    @property
+    def score_in_use(self) -> dict[str, Any]:
+        """The risk_model_metrics row of the score that drove the strategy."""
+        rows = self.scores[self.scores["is_score_in_use"].fillna(False).astype(bool)]
+        return {} if rows.empty else rows.iloc[0].to_dict()
+
+    @property
+    def outcome_fallback(self) -> str | None:
+        """Why the outcome model did not run (its model_status), None when it trained."""
+        status = self.score("outcome").get("model_status")
+        if status is None or pd.isna(status):
+            return "no outcome row in risk_model_metrics"
+        return None if str(status) == "trained" else str(status)
+
+    @property
+    def built_at(self) -> Any:
+        return None if self.scores.empty else self.scores["built_at"].iloc[0]
 
 
 def profile_features() -> list[str]:
@@ -204,7 +188,7 @@ def _missed_payment_boxes(connection: duckdb.DuckDBPyConnection) -> pd.DataFrame
                    quantile_cont(num_missed_payments, 0.25) as q1,
                    quantile_cont(num_missed_payments, 0.5) as median,
                    quantile_cont(num_missed_payments, 0.75) as q3
-            from staging.stg_loans group by recovery_status
+            from staging.stg_loans where recovery_status is not null group by recovery_status
         )
         select stats.*,
                min(l.num_missed_payments) filter (
@@ -227,33 +211,118 @@ def _feature_stats(connection: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     return connection.execute(selects).df()
 
 
+def _columns(connection: duckdb.DuckDBPyConnection, schema: str, table: str) -> set[str]:
+    return {
+        row[0]
+        for row in connection.execute(
+            "select column_name from information_schema.columns "
+            "where table_catalog = current_database() and table_schema = ? and table_name = ?",
+            [schema, table],
+        ).fetchall()
+    }
+
+
+def _scores(connection: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """risk_model_metrics, one row per score, in SCORE_ORDER (unknown names last)."""
+    frame = connection.execute("select * from main.risk_model_metrics order by score_name").df()
+    order = {name: i for i, name in enumerate(SCORE_ORDER)}
+    frame["_order"] = frame["score_name"].map(lambda name: order.get(name, len(order)))
+    return frame.sort_values(["_order", "score_name"]).drop(columns="_order").reset_index(drop=True)
+
+
+def _calibration(connection: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """Resolved loans in ten equal-width bins of loss_probability: mean probability, loss rate.
+
+    Empty when the outcome model fell back (loss_probability null).
+    """
+    return connection.execute(
+        """
+        select least(floor(loss_probability * $bins), $bins - 1) / $bins as bin_start,
+               count(*) as loans,
+               count(*) filter (where recovery_status <> 'Fully Recovered') as losses,
+               avg(loss_probability) as mean_probability,
+               avg((recovery_status <> 'Fully Recovered')::double) as observed_loss_rate
+        from main.recovery_strategies
+        where is_resolved and loss_probability is not null
+        group by all order by bin_start
+        """,
+        {"bins": CALIBRATION_BINS},
+    ).df()
+
+
+def _reason_codes(connection: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """Per strategy, how many loans carry each reason code among reason_code_1..3."""
+    slots = " union all ".join(
+        f"select strategy_code, reason_code_{i} as reason_code from main.recovery_strategies"
+        for i in range(1, REASON_SLOTS + 1)
+    )
+    return connection.execute(
+        f"""
+        with slots as ({slots}),
+        strategy_loans as (
+            select strategy_code, count(*) as strategy_loans
+            from main.recovery_strategies group by all
+        )
+        select slots.strategy_code, slots.reason_code, count(*) as loans,
+               any_value(strategy_loans.strategy_loans) as strategy_loans
+        from slots join strategy_loans using (strategy_code)
+        where slots.reason_code is not null
+        group by all order by slots.strategy_code, loans desc, slots.reason_code
+        """
+    ).df()
+
+
+def _capacity(connection: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """Per strategy: loans the thresholds sent, loans assigned, loans moved down by capacity."""
+    return connection.execute(
+        """
+        with sent as (
+            select threshold_strategy_code as strategy_code, count(*) as threshold_loans,
+                   count(*) filter (where capacity_limited) as moved_down
+            from main.recovery_strategies group by all
+        ),
+        assigned as (
+            select strategy_code, count(*) as assigned_loans
+            from main.recovery_strategies group by all
+        )
+        select strategy_code, coalesce(threshold_loans, 0) as threshold_loans,
+               coalesce(assigned_loans, 0) as assigned_loans, coalesce(moved_down, 0) as moved_down
+        from sent full join assigned using (strategy_code)
+        order by strategy_code
+        """
+    ).df()
+
+
 def read_report_data(
     connection: duckdb.DuckDBPyConnection, sample_rows: int = SAMPLE_ROWS
 ) -> ReportData:
     """Run every query the report needs; aggregates are exact, only point clouds are sampled."""
-    settings = _one_row(
-        connection,
-        "select legal_threshold, settlement_threshold from main.run_settings",
-        "main.run_settings",
-    )
-    # built_at as a naive UTC timestamp, like build_info's: one way to print both.
-    metrics = _one_row(
-        connection,
-        "select * replace (timezone('UTC', built_at) as built_at) from main.risk_model_metrics",
-        "main.risk_model_metrics",
-    )
+    settings = _one_row(connection, "select * from main.run_settings", "main.run_settings")
+    strategy_columns = _columns(connection, "main", "recovery_strategies")
+    has_reasons = {f"reason_code_{i}" for i in range(1, REASON_SLOTS + 1)} <= strategy_columns
+    has_catalog = bool(_columns(connection, "main", "reason_code_catalog"))
+    has_capacity = {"threshold_strategy_code", "capacity_limited"} <= strategy_columns
     return ReportData(
         loan_count=int(_scalar(connection, "select count(*) from staging.stg_loans")),
+        resolved_count=int(
+            _scalar(
+                connection,
+                "select count(*) from staging.stg_loans where recovery_status is not null",
+            )
+        ),
         quarantined_count=int(_scalar(connection, "select count(*) from main.quarantined_loans")),
-        legal_threshold=float(settings["legal_threshold"]),
-        settlement_threshold=float(settings["settlement_threshold"]),
-        metrics=metrics,
+        settings=settings,
+        scores=_scores(connection),
+        score_sources=connection.execute(
+            "select score_source, model_version, count(*) as loans "
+            "from main.recovery_strategies group by all order by loans desc"
+        ).df(),
         build_info=build_info.read(connection),
         sample=_sample(connection, sample_rows),
         loan_amount_bins=_loan_amount_bins(connection),
         payment_history=connection.execute(
             "select payment_history, recovery_status, count(*) as loans "
-            "from staging.stg_loans group by all"
+            "from staging.stg_loans where recovery_status is not null group by all"
         ).df(),
         missed_payment_boxes=_missed_payment_boxes(connection),
         segments=connection.execute(
@@ -276,4 +345,22 @@ def read_report_data(
             from main.recovery_strategies group by all order by segment_id, strategy_code
             """
         ).df(),
+        fairness=connection.execute(
+            "select * from main.model_fairness order by protected_attribute, attribute_value"
+        ).df(),
+        gains=connection.execute("select * from main.model_gains order by score_name, decile").df(),
+        calibration=_calibration(connection),
+        policies=connection.execute(
+            "select * from main.strategy_policy_comparison order by policy_name, strategy_code"
+        ).df(),
+        reason_codes=_reason_codes(connection) if has_reasons else None,
+        reason_catalog=(
+            connection.execute(
+                "select reason_code, features, reason from main.reason_code_catalog "
+                "order by reason_code"
+            ).df()
+            if has_catalog
+            else None
+        ),
+        capacity=_capacity(connection) if has_capacity else None,
     )

@@ -23,6 +23,20 @@ STATUS_COLORS = {
 STRATEGY_ORDER = ("reminders", "settlement", "legal")
 STRATEGY_COLORS = {"reminders": "#4c78a8", "settlement": "#e69f00", "legal": "#b22222"}
 BAR_COLOR = "#4c78a8"
+SCORE_LABELS = {
+    "outcome": "Outcome model",
+    "segment": "Write-up's segment score",
+    "days_past_due": "Days-past-due rule",
+    "base_rate": "Base rate",
+}
+SCORE_COLORS = {
+    "outcome": "#c0392b",
+    "segment": "#4c78a8",
+    "days_past_due": "#7f7f7f",
+    "base_rate": "#bbbbbb",
+}
+IN_USE_COLOR = "#c0392b"
+OTHER_COLOR = "#4c78a8"
 LEGEND_BELOW = {"orientation": "h", "y": -0.3, "yanchor": "top", "x": 0, "xanchor": "left"}
 
 
@@ -88,6 +102,37 @@ def vline(
         text=text,
         showarrow=False,
         name=name,
+    )
+
+
+def diagonal(fig: go.Figure, name: str, text: str, **position: int) -> None:
+    """The y = x line from (0, 0) to (1, 1) as a trace, meta ``name`` (chance, calibration)."""
+    fig.add_trace(
+        go.Scatter(
+            x=[0, 1],
+            y=[0, 1],
+            mode="lines",
+            name=text,
+            meta=name,
+            line={"color": "#333", "dash": "dot", "width": 1.5},
+            hoverinfo="skip",
+        ),
+        **position,
+    )
+
+
+def note(fig: go.Figure, name: str, text: str, y: float = 0.5) -> None:
+    """A named note in the middle of the plot (what is missing from this build, and why)."""
+    fig.add_annotation(
+        text=text,
+        name=name,
+        xref="paper",
+        yref="paper",
+        x=0.5,
+        y=y,
+        showarrow=False,
+        font={"size": 14, "color": "#8a5300"},
+        bgcolor="#fff6e5",
     )
 
 

@@ -68,6 +68,8 @@ class BuildReport:
     build_dir: BuildDir
     warnings: list[str] = field(default_factory=list)
     quality: list[tuple[str, str, str | None, int]] = field(default_factory=list)
+    score: tuple[str, str | None] = ("", None)
+    """The score that drove the strategy, and why the outcome model fell back (None: it did not)."""
 
 
 class _StepLog:
@@ -212,7 +214,8 @@ def _describe(
             rows_clean=counts.rows_clean,
             rows_quarantined=counts.rows_quarantined,
             model_version=finalizing.scalar(
-                connection, "select max(model_version) from main.risk_model_metrics"
+                connection,
+                "select model_version from main.risk_model_metrics where is_score_in_use",
             ),
             project_version=loan_recovery.__version__,
             git_commit=git_commit(root),
@@ -307,6 +310,7 @@ def _build_steps(
         build_dir,
         warnings_of(run.results),
         quality_findings(paths.served),
+        score_in_use(paths.served),
     )
 
 
@@ -320,6 +324,19 @@ def quality_findings(database: Path) -> list[tuple[str, str, str | None, int]]:
                 "from main.loan_book_quality order by finding, column_name, loan_count desc"
             ).fetchall()
         ]
+
+
+def score_in_use(database: Path) -> tuple[str, str | None]:
+    """Which score drove the served build's strategy, and the outcome model's fallback reason."""
+    with duckdb.connect(str(database), read_only=True) as connection:
+        used = finalizing.scalar(
+            connection, "select score_name from main.risk_model_metrics where is_score_in_use"
+        )
+        status = finalizing.scalar(
+            connection,
+            "select model_status from main.risk_model_metrics where score_name = 'outcome'",
+        )
+    return str(used), (None if status == "trained" else str(status))
 
 
 def rollback(served: Path, project: Path | None = None) -> RollbackResult:

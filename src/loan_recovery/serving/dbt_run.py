@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from loan_recovery.config import DB_PATH_ENV
+from loan_recovery.model_store import MODEL_DIR_ENV
 from loan_recovery.serving.loan_book import LoanBook
 from loan_recovery.serving.paths import BuildDir
 from loan_recovery.serving.pause import pause_point, wants_pause
@@ -74,7 +75,11 @@ def dbt_command(
         if not key.startswith("LOAN_RECOVERY_LOANS_")
     }
     environment.update(
-        {DB_PATH_ENV: str(build_dir.database), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+        {
+            DB_PATH_ENV: str(build_dir.database),
+            MODEL_DIR_ENV: str(build_dir.models),
+            "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+        }
     )
     if loans is not None:
         environment.update(loans.dbt_environment())

@@ -8,7 +8,7 @@ makes the rename atomic)::
     S.previous.partial      the served build's second name while a publish swaps
     S.rollback.partial      the same, while a rollback swaps
     S.lock                  flock: one build or rollback at a time
-    S.builds/<build_id>/    loan_recovery.duckdb (the build file), target/, logs/
+    S.builds/<build_id>/    loan_recovery.duckdb (the build file), models/, target/, logs/
 
 ``S`` is whatever the user names with ``--db``, so before anything is built
 the target is checked: a directory, or an existing file that is not a
@@ -101,6 +101,11 @@ class BuildDir:
     @property
     def target(self) -> Path:
         return self.root / "target"
+
+    @property
+    def models(self) -> Path:
+        """The models this build fits (the model store the dbt Python models write)."""
+        return self.root / "models"
 
     @property
     def logs(self) -> Path:

@@ -33,7 +33,12 @@ def _usage(reason: str) -> BuildError:
 
 
 def _same_kind(value: Any, default: Any) -> bool:
-    """A value may replace a default of the same kind; an int may stand for a float."""
+    """A value may replace a default of the same kind; an int may stand for a float.
+
+    A null default (an unlimited capacity) takes a whole number or null.
+    """
+    if default is None:
+        return value is None or (isinstance(value, int) and not isinstance(value, bool))
     if isinstance(default, bool) or isinstance(value, bool):
         return isinstance(value, bool) and isinstance(default, bool)
     if isinstance(default, float):
@@ -82,7 +87,7 @@ def parse_settings(
             loans_path = value
             continue
         if not _same_kind(value, known[name]):
-            kind = _KINDS.get(type(known[name]), type(known[name]).__name__)
+            kind = _KINDS.get(type(known[name]), "a whole number or null")
             raise _usage(
                 f"--vars: {name} must be {kind} like its default {known[name]!r}, got {value!r}"
             )

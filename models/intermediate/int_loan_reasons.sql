@@ -1,0 +1,78 @@
+-- Each worked loan's top three risk-raising reasons: its contributions
+-- (int_loan_contributions) summed per reason code of the catalog, the
+-- positive ones ranked, the largest first. A loan with fewer than three
+-- risk-raising codes has fewer reasons (docs block reason_codes).
+with
+
+contributions as (
+
+    select * from {{ ref('int_loan_contributions') }}
+
+),
+
+catalog as (
+
+    select * from {{ ref('reason_code_catalog') }}
+
+),
+
+catalog_features as (
+
+    select
+        reason_code,
+        reason,
+        unnest(string_split(features, '|')) as feature
+    from catalog
+
+),
+
+long as (
+
+    unpivot contributions
+    on columns(* exclude (loan_id, bias))
+    into name contribution_column value contribution
+
+),
+
+coded as (
+
+    select
+        long.loan_id,
+        catalog_features.reason_code,
+        catalog_features.reason,
+        sum(long.contribution) as contribution
+    from long
+    inner join catalog_features
+        on
+            long.contribution_column = catalog_features.feature
+            or starts_with(long.contribution_column, catalog_features.feature || '__')
+    group by long.loan_id, catalog_features.reason_code, catalog_features.reason
+
+),
+
+ranked as (
+
+    select
+        *,
+        row_number() over (partition by loan_id order by contribution desc, reason_code) as reason_rank
+    from coded
+    where contribution > 0
+
+),
+
+final as (
+
+    select
+        contributions.loan_id,
+        {%- for rank in [1, 2, 3] %}
+        max(ranked.reason_code) filter (where ranked.reason_rank = {{ rank }}) as reason_code_{{ rank }},
+        max(ranked.reason) filter (where ranked.reason_rank = {{ rank }}) as reason_{{ rank }},
+        {%- endfor %}
+        count(ranked.reason_code) filter (where ranked.reason_rank <= 3) as reason_count
+    from contributions
+    left join ranked on contributions.loan_id = ranked.loan_id
+    group by contributions.loan_id
+
+)
+
+select * from final

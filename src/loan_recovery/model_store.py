@@ -1,0 +1,194 @@
+"""Fitted models as plain arrays and JSON: written by the build that trains them, read as data.
+
+A dbt build fits three models in three Python models: the segmentation
+(scaler and centroids), the write-up's segment score and the outcome model
+(forest and calibration). Later steps need them again: the reason codes
+explain the forest that drove the strategy, and ``loan-recovery build``
+turns them into a versioned artifact in the registry. So each fitted model
+is written as a *component* directory of the model store:
+
+* a forest as its trees' own arrays (scikit-learn's ``Tree`` state: the node
+  table and the leaf values) in an ``.npz`` read with ``allow_pickle=False``,
+  so loading runs no code, only rebuilds trees from numbers;
+* everything else (feature names, categories, calibration, versions, the
+  training loans' out-of-bag tree masks) as JSON and ``.npz`` arrays.
+
+Loading needs the same scikit-learn version that wrote the trees (the node
+layout is its own), and :func:`load_forest` refuses any other with one line.
+
+The store is ``$LOAN_RECOVERY_MODEL_DIR`` (``loan-recovery build`` points it
+into the build's directory), else ``<LOAN_RECOVERY_DB>.models`` beside the
+DuckDB file a plain ``dbt build`` writes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import sklearn
+from numpy.typing import NDArray
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.tree import DecisionTreeClassifier
+from sklearn.tree._tree import Tree
+
+from loan_recovery.config import DB_PATH_ENV
+
+MODEL_DIR_ENV = "LOAN_RECOVERY_MODEL_DIR"
+META = "meta.json"
+TREES = "trees.npz"
+ARRAYS = "arrays.npz"
+
+
+class ModelStoreError(ValueError):
+    """A stored model cannot be used: missing, another format, or another library version."""
+
+
+def model_dir() -> Path:
+    """Where this build's fitted models go: ``$LOAN_RECOVERY_MODEL_DIR``, else beside the DuckDB."""
+    override = os.environ.get(MODEL_DIR_ENV)
+    if override:
+        return Path(override)
+    database = Path(os.environ.get(DB_PATH_ENV, "loan_recovery.duckdb"))
+    return database.with_name(database.name + ".models")
+
+
+@dataclass(frozen=True)
+class Component:
+    """One fitted model as stored: its JSON facts, its arrays and (for a forest) its trees."""
+
+    meta: dict[str, Any]
+    arrays: dict[str, NDArray[Any]]
+    forest: RandomForestClassifier | None
+
+
+def _tree_arrays(forest: RandomForestClassifier) -> dict[str, NDArray[Any]]:
+    arrays: dict[str, NDArray[Any]] = {}
+    for index, estimator in enumerate(forest.estimators_):
+        state = estimator.tree_.__getstate__()
+        arrays[f"nodes_{index}"] = state["nodes"]
+        arrays[f"values_{index}"] = state["values"]
+        arrays[f"max_depth_{index}"] = np.array(state["max_depth"])
+    return arrays
+
+
+def write_component(
+    name: str,
+    meta: dict[str, Any],
+    arrays: dict[str, NDArray[Any]] | None = None,
+    forest: RandomForestClassifier | None = None,
+    store: Path | None = None,
+) -> Path:
+    """Write a component atomically (a temporary directory renamed into place); returns it."""
+    root = store or model_dir()
+    root.mkdir(parents=True, exist_ok=True)
+    target = root / name
+    scratch = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=root))
+    try:
+        facts = {**meta, "scikit_learn": sklearn.__version__}
+        if forest is not None:
+            facts["forest"] = {
+                "n_trees": len(forest.estimators_),
+                "n_features": int(forest.n_features_in_),
+                "classes": [bool(value) for value in forest.classes_],
+            }
+            np.savez(scratch / TREES, **_tree_arrays(forest))
+        if arrays:
+            np.savez(scratch / ARRAYS, **arrays)
+        (scratch / META).write_text(json.dumps(facts, indent=2, sort_keys=True), encoding="utf-8")
+        previous = root / f".{name}.previous"
+        if target.exists():
+            shutil.rmtree(previous, ignore_errors=True)
+            target.rename(previous)
+        scratch.rename(target)
+        shutil.rmtree(previous, ignore_errors=True)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return target
+
+
+def _rebuilt_forest(trees: Any, facts: dict[str, Any]) -> RandomForestClassifier:
+    shape = facts["forest"]
+    classes = np.array(shape["classes"], dtype=bool)
+    estimators = []
+    for index in range(shape["n_trees"]):
+        tree = Tree(shape["n_features"], np.array([len(classes)], dtype=np.intp), 1)
+        tree.__setstate__(
+            {
+                "max_depth": int(trees[f"max_depth_{index}"]),
+                "node_count": len(trees[f"nodes_{index}"]),
+                "nodes": trees[f"nodes_{index}"],
+                "values": trees[f"values_{index}"],
+            }
+        )
+        estimator = DecisionTreeClassifier()
+        estimator.tree_ = tree
+        estimator.n_features_in_ = shape["n_features"]
+        estimator.n_outputs_ = 1
+        estimator.classes_ = classes
+        estimator.n_classes_ = len(classes)
+        estimators.append(estimator)
+    forest = RandomForestClassifier(n_estimators=len(estimators))
+    forest.estimators_ = estimators
+    forest.classes_ = classes
+    forest.n_classes_ = len(classes)
+    forest.n_features_in_ = shape["n_features"]
+    forest.n_outputs_ = 1
+    return forest
+
+
+def read_component(name: str, store: Path | None = None) -> Component:
+    """Load a component; a forest is rebuilt from its arrays (no pickle, no code run)."""
+    directory = (store or model_dir()) / name
+    meta_path = directory / META
+    if not meta_path.is_file():
+        raise ModelStoreError(f"no stored model {name!r} in {directory.parent}")
+    facts = json.loads(meta_path.read_text(encoding="utf-8"))
+    if facts.get("scikit_learn") != sklearn.__version__:
+        raise ModelStoreError(
+            f"stored model {name!r} was written by scikit-learn {facts.get('scikit_learn')}, "
+            f"this is {sklearn.__version__}: its trees cannot be read; retrain it"
+        )
+    arrays: dict[str, NDArray[Any]] = {}
+    if (directory / ARRAYS).is_file():
+        with np.load(directory / ARRAYS, allow_pickle=False) as stored:
+            arrays = {key: stored[key] for key in stored.files}
+    forest = None
+    if "forest" in facts:
+        with np.load(directory / TREES, allow_pickle=False) as trees:
+            forest = _rebuilt_forest(trees, facts)
+    return Component(facts, arrays, forest)
+
+
+@dataclass(frozen=True)
+class Fitted:
+    """What a model function returns: the frame dbt stores, and the fitted models to keep."""
+
+    scores: Any
+    components: tuple[tuple[str, dict[str, Any], dict[str, NDArray[Any]], Any], ...] = ()
+    """(name, meta, arrays, forest or None) per fitted model; empty when nothing was fitted."""
+
+
+def keep(fitted: Fitted, store: Path | None = None) -> Any:
+    """Write the fitted models into the model store and return the scores for dbt.
+
+    The one side effect of a scoring Python model, named so its three lines
+    say it: score, keep what was fitted, return the frame.
+    """
+    for name, meta, arrays, forest in fitted.components:
+        write_component(name, meta, arrays, forest, store)
+    return fitted.scores
+
+
+def out_of_bag_mask(forest: RandomForestClassifier, n_rows: int) -> NDArray[np.bool_]:
+    """(n_rows, n_trees): True where a training row was left out of a tree's bootstrap."""
+    mask = np.ones((n_rows, len(forest.estimators_)), dtype=bool)
+    for index, drawn in enumerate(forest.estimators_samples_):
+        mask[drawn, index] = False
+    return mask

@@ -1,0 +1,209 @@
+"""Why a loan scores what it scores: additive per-feature contributions from the forest's paths.
+
+A tree's prediction for a loan is the value at its leaf. Walking the path
+from the root, each split changes the value by (child - parent); crediting
+that change to the split's feature makes the prediction exactly the root
+value (the *bias*) plus one sum per feature. Averaged over the trees that
+score the loan, the forest's vote is the mean root value plus the mean
+contributions. Every leaf's per-feature sums are precomputed once per tree,
+so explaining a loan is one leaf lookup and one vector add per tree.
+
+The score a loan carries is not always the raw vote:
+
+* a training loan's score is its out-of-bag vote, so its contributions come
+  from the trees that left it out (the stored out-of-bag mask);
+* the outcome model's probability is the Platt-calibrated vote, which is
+  not additive in the vote. The contributions are rescaled by one factor
+  per loan, (score - calibrated bias) / (vote - bias), with the calibrated
+  bias as the new bias: signs and proportions stay, and bias plus
+  contributions equal the loan's score (checked to 1e-6 by a dbt test).
+
+Only the loans a collector works need reasons: the open ones, or every loan
+when none is open.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+from numpy.typing import NDArray
+from sklearn.ensemble import RandomForestClassifier
+
+from loan_recovery.calibration import Platt
+from loan_recovery.forest import CHUNK_ROWS
+from loan_recovery.model_input import KEY, RESOLVED, column_series, read_loan_columns
+from loan_recovery.model_store import Component, read_component
+
+__all__ = ["COMPONENT_OF_SOURCE", "contribution_column", "explain_scores", "forest_contributions"]
+
+COMPONENT_OF_SOURCE = {"outcome": "outcome", "segment": "segment_score"}
+"""The stored model behind each score_source."""
+
+BIAS = "bias"
+
+
+def contribution_column(feature: str) -> str:
+    """A feature's contribution column name: ``loan_type=Home`` -> ``loan_type__home``."""
+    base, _, level = feature.partition("=")
+    return base if not level else f"{base}__{re.sub(r'[^a-z0-9]+', '_', level.lower()).strip('_')}"
+
+
+def _leaf_tables(forest: RandomForestClassifier) -> list[tuple[NDArray[np.float64], float]]:
+    """Per tree: (node x feature) sums of value changes on the path to each node; the root value."""
+    positive = list(forest.classes_).index(True)
+    tables = []
+    for estimator in forest.estimators_:
+        tree = estimator.tree_
+        value = tree.value[:, 0, positive]
+        sums = np.zeros((tree.node_count, forest.n_features_in_), dtype=np.float64)
+        stack = [0]
+        while stack:
+            node = stack.pop()
+            for child in (tree.children_left[node], tree.children_right[node]):
+                if child < 0:
+                    continue
+                sums[child] = sums[node]
+                sums[child, tree.feature[node]] += value[child] - value[node]
+                stack.append(child)
+        tables.append((sums, float(value[0])))
+    return tables
+
+
+def forest_contributions(
+    forest: RandomForestClassifier,
+    rows: NDArray[np.float32],
+    trees_used: NDArray[np.bool_] | None = None,
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+    """(vote, bias, contributions) per row, averaging the trees in ``trees_used`` (default: all).
+
+    vote = bias + contributions.sum(axis=1) exactly (up to float rounding).
+    A row no used tree covers gets NaN.
+    """
+    tables = _leaf_tables(forest)
+    n_rows, n_features = len(rows), forest.n_features_in_
+    contributions = np.zeros((n_rows, n_features), dtype=np.float64)
+    bias = np.zeros(n_rows, dtype=np.float64)
+    counts = np.zeros(n_rows, dtype=np.float64)
+    for start in range(0, n_rows, CHUNK_ROWS):
+        stop = min(start + CHUNK_ROWS, n_rows)
+        block = rows[start:stop]
+        for index, (estimator, (sums, root)) in enumerate(
+            zip(forest.estimators_, tables, strict=True)
+        ):
+            leaves = estimator.tree_.apply(block)
+            if trees_used is None:
+                contributions[start:stop] += sums[leaves]
+                bias[start:stop] += root
+                counts[start:stop] += 1
+            else:
+                used = trees_used[start:stop, index]
+                contributions[start:stop][used] += sums[leaves[used]]
+                bias[start:stop][used] += root
+                counts[start:stop][used] += 1
+    with np.errstate(invalid="ignore", divide="ignore"):
+        contributions /= counts[:, None]
+        bias /= counts
+    return bias + contributions.sum(axis=1), bias, contributions
+
+
+def _rescaled(
+    vote: NDArray[np.float64],
+    bias: NDArray[np.float64],
+    contributions: NDArray[np.float64],
+    score: NDArray[np.float64],
+    calibration: Platt | None,
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Contributions and bias that add up to ``score`` (module docstring)."""
+    new_bias = calibration.apply(bias) if calibration is not None else bias
+    moved = vote - bias
+    with np.errstate(invalid="ignore", divide="ignore"):
+        factor = np.where(np.abs(moved) > 1e-12, (score - new_bias) / moved, 0.0)
+    new_bias = np.where(np.abs(moved) > 1e-12, new_bias, score)
+    return new_bias, contributions * factor[:, None]
+
+
+def _population(scored: pd.DataFrame) -> NDArray[np.bool_]:
+    """The loans a collector works: the open ones, or every loan when none is open."""
+    resolved = scored[RESOLVED].to_numpy(dtype=bool)
+    return ~resolved if (~resolved).any() else np.ones(len(resolved), dtype=bool)
+
+
+def _load(scored: pd.DataFrame) -> Component:
+    sources = set(scored["score_source"])
+    if len(sources) != 1:
+        raise ValueError(f"one score drives the strategy, found {sorted(sources)}")
+    (source,) = sources
+    component = read_component(COMPONENT_OF_SOURCE[source])
+    versions = set(scored["model_version"])
+    if versions != {component.meta["version"]}:
+        raise ValueError(
+            f"the stored {COMPONENT_OF_SOURCE[source]} model is version "
+            f"{component.meta['version']}, the scores come from {sorted(versions)}: "
+            "the model store is stale; rebuild"
+        )
+    return component
+
+
+def explain_scores(scored: pd.DataFrame | pa.Table, loans: pd.DataFrame | pa.Table) -> pd.DataFrame:
+    """loan_id, bias and one contribution column per feature, for the loans a collector works.
+
+    ``scored`` holds loan_id, risk_score, score_source, model_version and
+    is_resolved (int_loans_scored); ``loans`` the model's input columns
+    (int_loan_features), in the same loan order. The model that drove the
+    strategy is read from the model store.
+    """
+    scored = scored.to_pandas() if isinstance(scored, pa.Table) else scored.reset_index(drop=True)
+    component = _load(scored)
+    meta, forest = component.meta, component.forest
+    assert forest is not None
+    wanted = _population(scored)
+    book = read_loan_columns(
+        loans,
+        meta["numeric_features"],
+        post_outcome_columns=meta["post_outcome_columns"],
+        action="explain",
+        categories=meta.get("categories") or {},
+    )
+    if list(book.features) != meta["features"]:
+        raise ValueError("the stored model's features are not the loan book's; rebuild")
+    if not column_series(loans, KEY).equals(scored[KEY]):
+        raise ValueError("scores and features are not in the same loan order")
+    positions = np.flatnonzero(wanted)
+    rows = book.take(positions, np.float32)
+
+    # Training loans are explained by the trees that left them out (their
+    # score is out of bag); every other loan by all trees.
+    trained_ids = pd.Series(component.arrays["training_ids"]).astype(str)
+    training_row = pd.Series(np.arange(len(trained_ids)), index=trained_ids)
+    oob_rows = training_row.reindex(book.loan_id.iloc[positions].astype(str)).to_numpy()
+    is_training = ~np.isnan(oob_rows)
+    vote = np.empty(len(positions))
+    bias = np.empty(len(positions))
+    contributions = np.empty((len(positions), len(book.features)))
+    for subset, trees_used in (
+        (~is_training, None),
+        (is_training, component.arrays["oob_mask"][oob_rows[is_training].astype(int)]),
+    ):
+        if subset.any():
+            vote[subset], bias[subset], contributions[subset] = forest_contributions(
+                forest, rows[subset], trees_used
+            )
+
+    calibration = meta.get("calibration")
+    platt = Platt(**calibration) if calibration else None
+    score = scored["risk_score"].to_numpy(dtype=np.float64)[positions]
+    bias, contributions = _rescaled(vote, bias, contributions, score, platt)
+
+    frame = {KEY: book.loan_id.iloc[positions].reset_index(drop=True), BIAS: bias}
+    for j, feature in enumerate(book.features):
+        frame[contribution_column(feature)] = contributions[:, j]
+    return pd.DataFrame(frame, copy=False)
+
+
+def feature_columns(features: Sequence[str]) -> list[str]:
+    """The contribution columns of a feature list, in order."""
+    return [contribution_column(feature) for feature in features]

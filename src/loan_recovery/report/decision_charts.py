@@ -1,0 +1,358 @@
+"""The Decisions section: is the score worth acting on, and what did the strategy do with it?
+
+- gains: per score, the cumulative share of losses captured against the
+  cumulative share of resolved loans taken from the highest score down
+  (``main.model_gains``), with the diagonal a random order would give;
+- calibration: the outcome model's mean loss_probability against the
+  observed loss rate in ten equal-width bins over the resolved loans (exact,
+  computed in ``queries``), with the diagonal and each bin's loans;
+- policy comparison: the loss rate of each strategy under each policy
+  (``main.strategy_policy_comparison``);
+- reason codes: how often each reason code is among a loan's
+  reason_code_1..3, per strategy (``main.recovery_strategies``), in the
+  wording of ``main.reason_code_catalog``;
+- capacity: per strategy, the loans the thresholds sent, the capacity
+  (``main.run_settings``) and the loans assigned, and how many were moved
+  down one strategy by capacity.
+
+A chart whose data this build lacks (the outcome model fell back; a build
+before reason codes and capacity) still draws, and says what is missing and
+why. Pure: :class:`ReportData` in, a plotly figure out.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from loan_recovery.report.queries import CALIBRATION_BINS, ReportData
+from loan_recovery.report.style import (
+    SCORE_COLORS,
+    SCORE_LABELS,
+    STRATEGY_COLORS,
+    STRATEGY_ORDER,
+    base_layout,
+    diagonal,
+    legend_below,
+    note,
+    ordered,
+    wrap_label,
+)
+
+GAINS_SCORES = ("outcome", "segment", "days_past_due")
+CAPACITY_SETTINGS = {"legal": "legal_capacity", "settlement": "settlement_capacity"}
+NO_PROBABILITIES = "outcome model fell back: no probabilities"
+
+
+def _in_use(data: ReportData) -> str | None:
+    return data.score_in_use.get("score_name")
+
+
+def _label(data: ReportData, name: str) -> str:
+    return SCORE_LABELS.get(name, name) + (" (in use)" if name == _in_use(data) else "")
+
+
+def _fallback_note(data: ReportData, what: str) -> str:
+    reason = data.outcome_fallback
+    return f" Outcome model fell back ({reason}): {what}." if reason else ""
+
+
+def gains_figure(data: ReportData) -> go.Figure:
+    """Cumulative share of losses captured against cumulative share of loans, per score."""
+    gains = data.gains
+    fig = go.Figure()
+    diagonal(fig, "random", "random order (diagonal)")
+    for name in GAINS_SCORES:
+        rows = gains[gains["score_name"] == name].sort_values("decile")
+        if rows.empty:
+            continue
+        top = float(rows["cumulative_share_of_losses"].iloc[0])
+        fig.add_trace(
+            go.Scatter(
+                x=[0.0, *rows["cumulative_share_of_loans"].astype(float)],
+                y=[0.0, *rows["cumulative_share_of_losses"].astype(float)],
+                mode="lines+markers",
+                name=f"{_label(data, name)}: top decile holds {top:.0%} of losses",
+                meta=name,
+                line={"color": SCORE_COLORS[name], "width": 4 if name == _in_use(data) else 2},
+                hovertemplate="%{x:.0%} of loans hold %{y:.0%} of losses<extra></extra>",
+            )
+        )
+    fig.update_xaxes(
+        title_text="Resolved loans taken, highest score first (cumulative share)",
+        tickformat=".0%",
+        range=[0, 1],
+    )
+    fig.update_yaxes(title_text="Losses captured (cumulative share)", tickformat=".0%")
+    fig = base_layout(
+        fig,
+        "Gains: share of losses each score captures",
+        "From model_gains: resolved loans in deciles from the highest score down, out-of-sample "
+        "scores; a curve above the diagonal ranks losses first."
+        + _fallback_note(data, "no outcome curve"),
+        520,
+        b=130,
+    )
+    return legend_below(fig, -0.22)
+
+
+def calibration_figure(data: ReportData) -> go.Figure:
+    """Mean loss_probability against observed loss rate per bin, with the diagonal and loans."""
+    bins = data.calibration
+    fig = make_subplots(
+        rows=2, cols=1, row_heights=[0.72, 0.28], shared_xaxes=True, vertical_spacing=0.06
+    )
+    diagonal(fig, "perfect", "perfectly calibrated (diagonal)", row=1, col=1)
+    width = 1.0 / CALIBRATION_BINS
+    if bins.empty:
+        note(fig, "fallback", NO_PROBABILITIES, y=0.7)
+    else:
+        loans = bins["loans"].astype(float)
+        fig.add_trace(
+            go.Scatter(
+                x=bins["mean_probability"],
+                y=bins["observed_loss_rate"],
+                mode="markers+text",
+                meta="calibration",
+                name="bin of 0.1: mean probability against loss rate",
+                marker={
+                    "size": 8 + 22 * np.sqrt(loans / loans.max()),
+                    "color": SCORE_COLORS["outcome"],
+                    "opacity": 0.8,
+                },
+                text=[f"{int(n):,}" for n in bins["loans"]],
+                textposition="middle right",
+                customdata=bins[["bin_start", "loans", "losses"]],
+                hovertemplate="bin %{customdata[0]:.1f}+: %{customdata[1]:,} loans, "
+                "%{customdata[2]:,} losses<br>mean probability %{x:.3f}, "
+                "loss rate %{y:.3f}<extra></extra>",
+            ),
+            row=1,
+            col=1,
+        )
+        fig.add_trace(
+            go.Bar(
+                x=bins["bin_start"] + width / 2,
+                y=bins["loans"],
+                width=width * 0.95,
+                meta="loans",
+                name="resolved loans per bin",
+                marker_color="#999",
+                hovertemplate="%{x:.2f}: %{y:,} loans<extra></extra>",
+            ),
+            row=2,
+            col=1,
+        )
+    fig.update_xaxes(range=[0, 1], row=1, col=1)
+    fig.update_xaxes(
+        title_text="Loss probability (outcome model; points: bin mean, bars: bins of 0.1)",
+        range=[0, 1],
+        row=2,
+        col=1,
+    )
+    fig.update_yaxes(
+        title_text="Observed loss rate (share not fully recovered)", range=[0, 1], row=1, col=1
+    )
+    fig.update_yaxes(title_text="Loans (count)", row=2, col=1)
+    resolved = int(bins["loans"].sum()) if not bins.empty else 0
+    source = (
+        f"{resolved:,} resolved loans in ten equal-width bins of loss_probability, exact, "
+        "from recovery_strategies; numbers: loans per bin."
+        if not bins.empty
+        else f"No loss_probability in recovery_strategies: {NO_PROBABILITIES}."
+    )
+    fig = base_layout(fig, "Calibration of the outcome model", source, 620, b=120)
+    return legend_below(fig, -0.16)
+
+
+def policy_figure(data: ReportData) -> go.Figure:
+    """Loss rate per strategy under each policy, on the resolved loans."""
+    policies = data.policies
+    fig = go.Figure()
+    strategies = ordered(policies["strategy_code"], list(STRATEGY_ORDER))
+    for name in GAINS_SCORES:
+        rows = policies[policies["policy_name"] == name].set_index("strategy_code")
+        if rows.empty:
+            continue
+        fig.add_trace(
+            go.Bar(
+                x=strategies,
+                y=[float(rows["loss_rate"].get(code, np.nan)) for code in strategies],
+                name=_label(data, name),
+                meta=name,
+                marker_color=SCORE_COLORS[name],
+                text=[
+                    f"{float(rows['loss_rate'][code]):.0%}<br>{int(rows['loans'][code]):,} loans"
+                    if code in rows.index
+                    else "no loans"
+                    for code in strategies
+                ],
+                textposition="outside",
+                customdata=[
+                    [int(rows["loans"].get(code, 0)), float(rows["written_off_rate"].get(code, 0))]
+                    for code in strategies
+                ],
+                hovertemplate="%{x}: %{customdata[0]:,} loans, loss rate %{y:.1%}, "
+                "written off %{customdata[1]:.1%}<extra>%{fullData.name}</extra>",
+            )
+        )
+    fig.update_layout(barmode="group")
+    fig.update_xaxes(title_text="Strategy the policy sends a loan to (least to most severe)")
+    fig.update_yaxes(
+        title_text="Loss rate (share not fully recovered)", tickformat=".0%", range=[0, 1.1]
+    )
+    fig = base_layout(
+        fig,
+        "Policy comparison: how the loans each strategy would get really ended",
+        "From strategy_policy_comparison: resolved loans; the thresholds on each score, and a "
+        "days-past-due rule filling legal and settlement with as many loans as the policy in use."
+        + _fallback_note(data, "no outcome policy"),
+        520,
+        b=120,
+    )
+    return legend_below(fig, -0.22)
+
+
+def _missing_figure(title: str, what: str, needs: str) -> go.Figure:
+    """A chart this build has no data for: says what is missing, still draws (empty axes)."""
+    fig = go.Figure(go.Scatter(x=[], y=[], mode="markers", showlegend=False, meta="missing"))
+    note(fig, "missing", f"Not in this build: {needs}")
+    fig.update_xaxes(title_text=f"{what} (no data)", visible=True)
+    fig.update_yaxes(title_text="Loans (count)")
+    return base_layout(fig, title, f"Needs {needs}; rebuild with this version of the project.", 360)
+
+
+def reason_codes_figure(data: ReportData) -> go.Figure:
+    """How often each reason code is among reason_code_1..3, per strategy."""
+    title = "Reason codes per strategy"
+    if data.reason_codes is None:
+        return _missing_figure(
+            title, "Share of the strategy's loans", "recovery_strategies.reason_code_1..3"
+        )
+    frame = data.reason_codes
+    catalog = (
+        dict(zip(data.reason_catalog["reason_code"], data.reason_catalog["reason"], strict=True))
+        if data.reason_catalog is not None
+        else {}
+    )
+    codes = frame.groupby("reason_code")["loans"].sum().sort_values(ascending=True).index.tolist()
+    labels = [
+        wrap_label(f"{code}: {catalog.get(code, 'not in reason_code_catalog')}", 40)
+        for code in codes
+    ]
+    fig = go.Figure()
+    for strategy in ordered(frame["strategy_code"], list(STRATEGY_ORDER)):
+        rows = frame[frame["strategy_code"] == strategy].set_index("reason_code")
+        total = int(rows["strategy_loans"].iloc[0])
+        counts = [int(rows["loans"].get(code, 0)) for code in codes]
+        fig.add_trace(
+            go.Bar(
+                y=labels,
+                x=[count / total for count in counts],
+                orientation="h",
+                name=f"{strategy} ({total:,} loans)",
+                meta=strategy,
+                customdata=[[code, count] for code, count in zip(codes, counts, strict=True)],
+                marker_color=STRATEGY_COLORS.get(strategy),
+                hovertemplate="%{customdata[0]}: %{customdata[1]:,} loans (%{x:.1%})"
+                f"<extra>{strategy}</extra>",
+            )
+        )
+    fig.update_layout(barmode="group")
+    fig.update_xaxes(
+        title_text="Share of the strategy's loans with the reason (share)", tickformat=".0%"
+    )
+    fig.update_yaxes(title_text="Reason code (wording from reason_code_catalog)")
+    fig = base_layout(
+        fig,
+        title,
+        f"From recovery_strategies, all {int(frame['strategy_loans'].drop_duplicates().sum()):,} "
+        "loans: a loan counts once per reason among its reason_code_1..3; wording from "
+        "reason_code_catalog.",
+        max(420, 60 + 34 * len(codes) * max(1, frame["strategy_code"].nunique())),
+        l=330,
+    )
+    return legend_below(fig, -0.12)
+
+
+def capacity_figure(data: ReportData) -> go.Figure:
+    """Per strategy: loans the thresholds sent, the capacity, loans assigned, moved down."""
+    title = "Capacity: loans the thresholds sent against what each strategy can take"
+    if data.capacity is None:
+        return _missing_figure(
+            title,
+            "Strategy",
+            "recovery_strategies.threshold_strategy_code and capacity_limited",
+        )
+    frame = data.capacity.set_index("strategy_code")
+    strategies = ordered(data.capacity["strategy_code"], list(STRATEGY_ORDER))
+    sent = [int(frame["threshold_loans"].get(code, 0)) for code in strategies]
+    assigned = [int(frame["assigned_loans"].get(code, 0)) for code in strategies]
+    moved = [int(frame["moved_down"].get(code, 0)) for code in strategies]
+    capacities = [capacity_of(data, code) for code in strategies]
+    fig = go.Figure()
+    fig.add_trace(
+        go.Bar(
+            x=strategies,
+            y=sent,
+            name="sent by the thresholds (threshold_strategy_code)",
+            meta="threshold",
+            marker_color="#bbbbbb",
+            text=[f"{n:,} sent<br>{m:,} moved down" for n, m in zip(sent, moved, strict=True)],
+            textposition="outside",
+            customdata=moved,
+        )
+    )
+    fig.add_trace(
+        go.Bar(
+            x=strategies,
+            y=assigned,
+            name="assigned (strategy_code)",
+            meta="assigned",
+            marker_color=[STRATEGY_COLORS.get(code, "#4c78a8") for code in strategies],
+            text=[f"{n:,} assigned" for n in assigned],
+            textposition="outside",
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=strategies,
+            y=[c if isinstance(c, int) else None for c in capacities],
+            mode="markers+text",
+            name="capacity (run_settings)",
+            meta="capacity",
+            marker={"symbol": "line-ew-open", "size": 60, "line": {"width": 3, "color": "#333"}},
+            text=[f"capacity {c:,}" if isinstance(c, int) else c for c in capacities],
+            textposition="top center",
+            customdata=[str(c) for c in capacities],
+        )
+    )
+    for code, capacity in zip(strategies, capacities, strict=True):
+        if not isinstance(capacity, int):
+            fig.add_annotation(
+                x=code, y=0, yref="y", text=capacity, showarrow=False, yshift=-8, name="unlimited"
+            )
+    fig.update_layout(barmode="group")
+    fig.update_xaxes(title_text="Strategy (least to most severe)")
+    fig.update_yaxes(title_text="Loans (count)", rangemode="tozero")
+    fig = base_layout(
+        fig,
+        title,
+        f"From recovery_strategies, all {sum(assigned):,} loans, and the capacities in "
+        "run_settings (NULL = unlimited); a loan over capacity moves down one strategy.",
+        520,
+        b=120,
+    )
+    return legend_below(fig, -0.2)
+
+
+def capacity_of(data: ReportData, strategy: str) -> int | str:
+    """The strategy's capacity from run_settings: a number, 'unlimited' (NULL) or 'not recorded'."""
+    column = CAPACITY_SETTINGS.get(strategy)
+    if column is None:
+        return "unlimited"
+    if column not in data.settings:
+        return "not recorded"
+    value = data.settings[column]
+    return "unlimited" if value is None else int(value)

@@ -1,0 +1,41 @@
+-- Every feature of the model that drove the strategy belongs to exactly one
+-- reason code of reason_code_catalog: a feature no code names would never be
+-- a reason, one named twice would count twice.
+with
+
+columns_explained as (
+
+    select column_name
+    from information_schema.columns
+    where
+        table_schema = '{{ ref("int_loan_contributions").schema }}'
+        and table_name = 'int_loan_contributions'
+        and column_name not in ('loan_id', 'bias')
+
+),
+
+catalog_features as (
+
+    select
+        reason_code,
+        unnest(string_split(features, '|')) as feature
+    from {{ ref('reason_code_catalog') }}
+
+),
+
+matches as (
+
+    select
+        columns_explained.column_name,
+        count(catalog_features.reason_code) as codes
+    from columns_explained
+    left join catalog_features
+        on
+            columns_explained.column_name = catalog_features.feature
+            or starts_with(columns_explained.column_name, catalog_features.feature || '__')
+    group by columns_explained.column_name
+
+)
+
+select * from matches
+where codes <> 1
