@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -66,6 +67,15 @@ def run_dbt(
         command, cwd=project_dir(), env=environment, capture_output=True, text=True, check=False
     )
     return DbtResult(completed.returncode, completed.stdout + completed.stderr, database)
+
+
+def copy_build(database: Path, target: Path) -> Path:
+    """A built file and its model store (``<file>.models``) copied, for a test to rebuild parts."""
+    shutil.copy(database, target)
+    store = database.with_name(database.name + ".models")
+    if store.is_dir():
+        shutil.copytree(store, target.with_name(target.name + ".models"))
+    return target
 
 
 @pytest.fixture(scope="session")

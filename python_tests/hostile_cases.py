@@ -41,7 +41,7 @@ from loan_recovery.generate import generate_loan_book, write_loan_book
 # HOSTILE_CASES_CLI runs the table against another checkout's command, e.g.
 # "python -m loan_recovery.cli" with PYTHONPATH at that checkout's src/.
 CLI = os.environ.get("HOSTILE_CASES_CLI", str(Path(sys.executable).with_name("loan-recovery")))
-FAST = "{scoring_trees: 5}"
+FAST = "{scoring_trees: 5, outcome_trees: 5}"
 ROWS = 120
 OTHER_ROWS = 240
 

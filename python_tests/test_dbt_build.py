@@ -13,12 +13,17 @@ from pathlib import Path
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from conftest import DBT, PUBLIC_LOAN_BOOK, DbtResult, needs, run_dbt
+from conftest import DBT, PUBLIC_LOAN_BOOK, DbtResult, copy_build, needs, run_dbt
 from loan_recovery.config import project_dir, project_vars
 
 MARTS = ["recovery_strategies", "borrower_segments", "risk_model_metrics"]
 ANALYST_TABLES = {
     "borrower_segments",
+    "collection_work_queue",
+    "model_fairness",
+    "model_gains",
+    "reason_code_catalog",
+    "strategy_policy_comparison",
     "loan_book_quality",
     "quarantined_loans",
     "recovery_strategies",
@@ -48,7 +53,8 @@ def test_every_valid_loan_gets_segment_score_and_strategy(sample_build: DbtResul
     assert loans > 0
     for table in [
         "intermediate.int_loan_segments",
-        "intermediate.int_loan_risk_scores",
+        "intermediate.int_loan_segment_scores",
+        "intermediate.int_loan_outcome_scores",
         "main.recovery_strategies",
     ]:
         assert sample_build.scalar(f"select count(distinct loan_id) from {table}") == loans, table
@@ -71,13 +77,13 @@ def test_analysts_see_only_the_marts_in_the_default_schema(sample_build: DbtResu
 
 def test_sql_auc_matches_sklearn(sample_build: DbtResult) -> None:
     rows = sample_build.query(
-        "select s.risk_score, g.is_high_risk from intermediate.int_loan_risk_scores s "
+        "select s.segment_risk_score, g.is_high_risk from intermediate.int_loan_segment_scores s "
         "join intermediate.int_loan_segments g using (loan_id) where s.is_training_row"
     )
     expected = roc_auc_score([label for _, label in rows], [score for score, _ in rows])
-    assert sample_build.scalar("select oof_roc_auc_label from risk_model_metrics") == pytest.approx(
-        expected
-    )
+    assert sample_build.scalar(
+        "select label_roc_auc from risk_model_metrics where score_name = 'segment'"
+    ) == pytest.approx(expected)
 
 
 @pytest.mark.parametrize(("legal", "settlement"), [(0.75, 0.5), (0.6, 0.2), (0.9, 0.9)])
@@ -85,7 +91,7 @@ def test_thresholds_by_var_reach_run_settings_and_split_the_scores(
     sample_build: DbtResult, tmp_path: Path, legal: float, settlement: float
 ) -> None:
     database = tmp_path / "loans.duckdb"
-    shutil.copy(sample_build.database, database)
+    copy_build(sample_build.database, database)
     result = run_dbt(
         tmp_path,
         "run",
@@ -154,7 +160,18 @@ def test_public_loan_book_builds_unedited(tmp_path: Path) -> None:
     assert result.returncode == 0, result.output
     assert result.scalar("select count(*) from staging.stg_loans") == 500
     assert result.scalar("select count(*) from recovery_strategies") == 500
-    assert result.scalar("select oof_roc_auc_label from risk_model_metrics") >= 0.95
+    card = dict(
+        result.query(
+            "select score_name, [roc_auc, roc_auc_ci_low, roc_auc_ci_high, label_roc_auc] "
+            "from risk_model_metrics"
+        )
+    )
+    # The write-up's pipeline reproduces its segment label; on 500 loans with
+    # these facts no score ranks the real outcome reliably: the outcome
+    # model's interval includes chance (the README says what that means).
+    assert card["segment"][3] >= 0.95
+    low, high = card["outcome"][1], card["outcome"][2]
+    assert low < 0.5 < high
     for mart in MARTS:
         assert result.scalar(f"select count(*) from {mart}") > 0
 
@@ -163,7 +180,7 @@ def test_docs_generate_documents_marts_and_business_rules(
     sample_build: DbtResult, tmp_path: Path
 ) -> None:
     database = tmp_path / "loans.duckdb"
-    shutil.copy(sample_build.database, database)
+    copy_build(sample_build.database, database)
     result = run_dbt(tmp_path, "docs", "generate", database=database)
     assert result.returncode == 0, result.output
     catalog = json.loads((tmp_path / "target" / "catalog.json").read_text())
@@ -173,13 +190,13 @@ def test_docs_generate_documents_marts_and_business_rules(
     strategies = manifest["nodes"]["model.loan_recovery.recovery_strategies"]
     assert "settlement_threshold up to and including legal_threshold" in strategies["description"]
     exposures = {exposure["name"] for exposure in manifest["exposures"].values()}
-    assert exposures == {"loan_recovery_report", "bi_dashboards"}
+    assert exposures == {"loan_recovery_report", "bi_dashboards", "collection_work_queue_export"}
 
 
 def test_the_same_book_shuffled_gives_identical_segments_and_scores(tmp_path: Path) -> None:
     # Caps below the book's size exercise the sampled fits, where row order
     # could leak into the model if the sample or a seed depended on it.
-    caps = {"segmentation_sample_rows": 700, "scoring_sample_rows": 900}
+    caps = {"segmentation_sample_rows": 700, "scoring_sample_rows": 900, "outcome_sample_rows": 800}
     seed = project_dir() / "seeds" / "sample_loan_book.csv"
     header, *rows = seed.read_text(encoding="utf-8").splitlines()
     random.Random(7).shuffle(rows)
@@ -193,7 +210,8 @@ def test_the_same_book_shuffled_gives_identical_segments_and_scores(tmp_path: Pa
     for build in builds:
         assert build.returncode == 0, build.output
     checks = (
-        "select loan_id, segment_id, risk_score, model_version from main.recovery_strategies "
+        "select loan_id, segment_id, loss_probability, segment_risk_score, reason_code_1, "
+        "model_version from main.recovery_strategies "
         "order by 1"
     )
     first, second = (build.query(checks) for build in builds)
@@ -205,7 +223,7 @@ def test_the_same_book_shuffled_gives_identical_segments_and_scores(tmp_path: Pa
     assert [loan for loan, _ in positions] != ["LN_1", "LN_2", "LN_3"], "the file was not shuffled"
     assert (
         builds[0].scalar(
-            "select count(*) from intermediate.int_loan_risk_scores where is_training_row"
+            "select count(*) from intermediate.int_loan_segment_scores where is_training_row"
         )
         == 900
     )
@@ -213,7 +231,7 @@ def test_the_same_book_shuffled_gives_identical_segments_and_scores(tmp_path: Pa
 
 def test_other_k_segments_end_to_end(sample_build: DbtResult, tmp_path: Path) -> None:
     database = tmp_path / "loans.duckdb"
-    shutil.copy(sample_build.database, database)
+    copy_build(sample_build.database, database)
     result = run_dbt(
         tmp_path,
         "build",

@@ -64,7 +64,7 @@ def score(frame: pd.DataFrame, **overrides: object) -> pd.DataFrame:
         "random_state": SETTINGS["random_state"],
         **overrides,
     }
-    return score_outcomes(frame, FEATURES, **settings)
+    return score_outcomes(frame, FEATURES, **settings).scores
 
 
 def ece(probability: np.ndarray, label: np.ndarray) -> float:

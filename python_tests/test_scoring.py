@@ -26,7 +26,7 @@ def score(training, features, **overrides):
         "random_state": SETTINGS["random_state"],
         **overrides,
     }
-    return score_segment_risk(training, features, **settings)
+    return score_segment_risk(training, features, **settings).scores
 
 
 def make_training(n: int, seed: int = 0, label: str = "signal") -> pd.DataFrame:

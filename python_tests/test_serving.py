@@ -49,7 +49,7 @@ from loan_recovery.serving.lock import publish_lock
 from loan_recovery.serving.pause import PAUSE_MARKER
 
 CLI = str(Path(sys.executable).with_name("loan-recovery"))
-FAST_VARS = "{scoring_trees: 20}"
+FAST_VARS = "{scoring_trees: 20, outcome_trees: 20}"
 DUCKDB_1X = "1.1.3"
 READERS = 4
 
@@ -138,7 +138,7 @@ def assert_holds_complete_build(database: Path, build_id: str, rows_clean: int) 
     for table in (
         "staging.stg_loans",
         "main.recovery_strategies",
-        "intermediate.int_loan_risk_scores",
+        "intermediate.int_loan_segment_scores",
     ):
         assert query(database, f"select count(*) from {table}") == [(rows_clean,)], table
 
@@ -294,7 +294,9 @@ def test_build_info_describes_the_build(base: Build, books: Books) -> None:
     assert info["input_sha256"] == sha256(books.base)
     assert info["input_bytes"] == books.base.stat().st_size
     assert (info["rows_in"], info["rows_quarantined"]) == (BASE_ROWS + 1, 0)
-    metrics_version = query(base.paths.served, "select model_version from risk_model_metrics")
+    metrics_version = query(
+        base.paths.served, "select model_version from risk_model_metrics where is_score_in_use"
+    )
     assert [(info["model_version"],)] == metrics_version
     assert info["project_version"] == "0.1.0"
     assert info["git_commit"] is None or len(info["git_commit"].split("-")[0]) == 40
@@ -334,7 +336,7 @@ def test_served_file_is_tables_only_in_1x_storage_with_no_wal(base: Build) -> No
         "staging.stg_loan_book__checked",
         "intermediate.int_loan_features",
         "intermediate.int_loan_segments",
-        "intermediate.int_loan_risk_scores",
+        "intermediate.int_loan_segment_scores",
     } <= tables
     # Exactly what dbt built (its manifest) plus build_info; a build of the
     # user's book does not carry the bundled sample's 2,000 loans.

@@ -11,7 +11,9 @@ so explaining a loan is one leaf lookup and one vector add per tree.
 The score a loan carries is not always the raw vote:
 
 * a training loan's score is its out-of-bag vote, so its contributions come
-  from the trees that left it out (the stored out-of-bag mask);
+  from the trees that left it out (the stored out-of-bag mask); one that no
+  tree left out was scored out of fold, and all trees explain it, rescaled
+  to its score;
 * the outcome model's probability is the Platt-calibrated vote, which is
   not additive in the vote. The contributions are rescaled by one factor
   per loan, (score - calibrated bias) / (vote - bias), with the calibrated
@@ -181,12 +183,18 @@ def explain_scores(scored: pd.DataFrame | pa.Table, loans: pd.DataFrame | pa.Tab
     training_row = pd.Series(np.arange(len(trained_ids)), index=trained_ids)
     oob_rows = training_row.reindex(book.loan_id.iloc[positions].astype(str)).to_numpy()
     is_training = ~np.isnan(oob_rows)
+    # A training loan no tree left out (possible with very few trees) was
+    # scored out of fold by forests that are not kept: all trees explain it.
+    mask = component.arrays["oob_mask"]
+    covered = np.zeros(len(positions), dtype=bool)
+    covered[is_training] = mask[oob_rows[is_training].astype(int)].any(axis=1)
+    is_training &= covered
     vote = np.empty(len(positions))
     bias = np.empty(len(positions))
     contributions = np.empty((len(positions), len(book.features)))
     for subset, trees_used in (
         (~is_training, None),
-        (is_training, component.arrays["oob_mask"][oob_rows[is_training].astype(int)]),
+        (is_training, mask[oob_rows[is_training].astype(int)]),
     ):
         if subset.any():
             vote[subset], bias[subset], contributions[subset] = forest_contributions(

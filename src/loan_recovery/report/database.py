@@ -13,6 +13,8 @@ from pathlib import Path
 
 import duckdb
 
+from loan_recovery.duckdb_file import MAGIC, MAGIC_OFFSET, starts_like_duckdb
+
 # (schema, table) the report reads; the exposure in models/marts/_exposures.yml
 # lists exactly these. build_info is not a dbt node and is optional.
 REPORT_RELATIONS: tuple[tuple[str, str], ...] = (
@@ -26,10 +28,8 @@ REPORT_RELATIONS: tuple[tuple[str, str], ...] = (
     ("main", "model_gains"),
     ("main", "strategy_policy_comparison"),
     ("main", "model_fairness"),
+    ("main", "reason_code_catalog"),
 )
-
-# A DuckDB database file starts with an 8-byte checksum, then these magic bytes.
-DUCKDB_MAGIC = b"DUCK"
 
 
 class ReportError(RuntimeError):
@@ -50,12 +50,12 @@ def connect(database: Path) -> duckdb.DuckDBPyConnection:
         raise ReportError(f"no DuckDB file at {database}: run `dbt build` first, or pass --db")
     try:
         with database.open("rb") as handle:
-            header = handle.read(12)
+            header = handle.read(MAGIC_OFFSET + len(MAGIC))
     except OSError as error:
         raise ReportError(f"cannot read {database}: {error.strerror}") from error
     if not header:
         raise ReportError(f"{database} is empty, not a DuckDB file: was the build interrupted?")
-    if header[8:12] != DUCKDB_MAGIC:
+    if not starts_like_duckdb(header):
         raise ReportError(
             f"{database} is not a DuckDB database file (a loan book? "
             "`loan-recovery build --loans` turns one into a DuckDB file)"

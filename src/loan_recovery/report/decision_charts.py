@@ -8,21 +8,24 @@
   computed in ``queries``), with the diagonal and each bin's loans;
 - policy comparison: the loss rate of each strategy under each policy
   (``main.strategy_policy_comparison``);
-- reason codes: how often each reason code is among a loan's
-  reason_code_1..3, per strategy (``main.recovery_strategies``), in the
-  wording of ``main.reason_code_catalog``;
-- capacity: per strategy, the loans the thresholds sent, the capacity
-  (``main.run_settings``) and the loans assigned, and how many were moved
-  down one strategy by capacity.
+- reason codes: how often each reason code is among a worked loan's
+  reason_code_1..3, per strategy (``main.recovery_strategies`` where
+  is_worked, the rows of ``collection_work_queue``), in the wording of
+  ``main.reason_code_catalog``;
+- capacity: per strategy, the worked loans the thresholds sent
+  (threshold_strategy_code), the capacity (``main.run_settings``, NULL =
+  unlimited), the loans assigned, and how many capacity moved down
+  (capacity_limited).
 
-A chart whose data this build lacks (the outcome model fell back; a build
-before reason codes and capacity) still draws, and says what is missing and
-why. Pure: :class:`ReportData` in, a plotly figure out.
+When the outcome model fell back the gains, calibration and policy charts
+still draw, and say what is missing and why. Pure: :class:`ReportData` in, a
+plotly figure out.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
@@ -42,6 +45,7 @@ from loan_recovery.report.style import (
 
 GAINS_SCORES = ("outcome", "segment", "days_past_due")
 CAPACITY_SETTINGS = {"legal": "legal_capacity", "settlement": "settlement_capacity"}
+# reminders has no capacity: it is where capacity moves loans to.
 NO_PROBABILITIES = "outcome model fell back: no probabilities"
 
 
@@ -214,27 +218,18 @@ def policy_figure(data: ReportData) -> go.Figure:
     return legend_below(fig, -0.22)
 
 
-def _missing_figure(title: str, what: str, needs: str) -> go.Figure:
-    """A chart this build has no data for: says what is missing, still draws (empty axes)."""
-    fig = go.Figure(go.Scatter(x=[], y=[], mode="markers", showlegend=False, meta="missing"))
-    note(fig, "missing", f"Not in this build: {needs}")
-    fig.update_xaxes(title_text=f"{what} (no data)", visible=True)
-    fig.update_yaxes(title_text="Loans (count)")
-    return base_layout(fig, title, f"Needs {needs}; rebuild with this version of the project.", 360)
+def worked_note(data: ReportData) -> str:
+    """Which loans the reason-code and capacity charts count (is_worked)."""
+    if data.worked_count == data.loan_count:
+        return f"all {data.worked_count:,} loans (none is open, so every loan is worked)"
+    return f"the {data.worked_count:,} worked loans (is_worked: the open ones)"
 
 
 def reason_codes_figure(data: ReportData) -> go.Figure:
     """How often each reason code is among reason_code_1..3, per strategy."""
-    title = "Reason codes per strategy"
-    if data.reason_codes is None:
-        return _missing_figure(
-            title, "Share of the strategy's loans", "recovery_strategies.reason_code_1..3"
-        )
     frame = data.reason_codes
-    catalog = (
-        dict(zip(data.reason_catalog["reason_code"], data.reason_catalog["reason"], strict=True))
-        if data.reason_catalog is not None
-        else {}
+    catalog = dict(
+        zip(data.reason_catalog["reason_code"], data.reason_catalog["reason"], strict=True)
     )
     codes = frame.groupby("reason_code")["loans"].sum().sort_values(ascending=True).index.tolist()
     labels = [
@@ -251,42 +246,45 @@ def reason_codes_figure(data: ReportData) -> go.Figure:
                 y=labels,
                 x=[count / total for count in counts],
                 orientation="h",
-                name=f"{strategy} ({total:,} loans)",
+                name=f"{strategy} ({total:,} worked loans)",
                 meta=strategy,
                 customdata=[[code, count] for code, count in zip(codes, counts, strict=True)],
                 marker_color=STRATEGY_COLORS.get(strategy),
+                text=[f"{count:,}" if count else "" for count in counts],
+                textposition="outside",
                 hovertemplate="%{customdata[0]}: %{customdata[1]:,} loans (%{x:.1%})"
                 f"<extra>{strategy}</extra>",
             )
         )
+    if frame.empty:
+        note(fig, "no_reasons", "No worked loan has a risk-raising reason code")
     fig.update_layout(barmode="group")
-    fig.update_xaxes(
-        title_text="Share of the strategy's loans with the reason (share)", tickformat=".0%"
-    )
+    fig.update_xaxes(title_text="Loans with the reason (share of the strategy's loans)")
+    fig.update_xaxes(tickformat=".0%")
     fig.update_yaxes(title_text="Reason code (wording from reason_code_catalog)")
     fig = base_layout(
         fig,
-        title,
-        f"From recovery_strategies, all {int(frame['strategy_loans'].drop_duplicates().sum()):,} "
-        "loans: a loan counts once per reason among its reason_code_1..3; wording from "
-        "reason_code_catalog.",
-        max(420, 60 + 34 * len(codes) * max(1, frame["strategy_code"].nunique())),
-        l=330,
+        "Reason codes per strategy",
+        f"From recovery_strategies, {worked_note(data)}, the rows of collection_work_queue: "
+        "a loan counts once per code among its reason_code_1..3 (up to three, only "
+        "risk-raising ones); numbers: loans. Wording from reason_code_catalog.",
+        max(460, 160 + 22 * len(codes) * max(1, frame["strategy_code"].nunique())),
+        l=320,
     )
-    return legend_below(fig, -0.12)
+    return legend_below(fig, -0.1)
+
+
+def capacity_of(data: ReportData, strategy: str) -> int | None:
+    """The strategy's capacity from run_settings; None is unlimited (NULL, or reminders)."""
+    column = CAPACITY_SETTINGS.get(strategy)
+    value = data.settings.get(column) if column else None
+    return None if value is None or pd.isna(value) else int(value)
 
 
 def capacity_figure(data: ReportData) -> go.Figure:
-    """Per strategy: loans the thresholds sent, the capacity, loans assigned, moved down."""
-    title = "Capacity: loans the thresholds sent against what each strategy can take"
-    if data.capacity is None:
-        return _missing_figure(
-            title,
-            "Strategy",
-            "recovery_strategies.threshold_strategy_code and capacity_limited",
-        )
+    """Per strategy: worked loans the thresholds sent, the capacity, assigned, moved down."""
     frame = data.capacity.set_index("strategy_code")
-    strategies = ordered(data.capacity["strategy_code"], list(STRATEGY_ORDER))
+    strategies = list(STRATEGY_ORDER) + sorted(set(frame.index) - set(STRATEGY_ORDER))
     sent = [int(frame["threshold_loans"].get(code, 0)) for code in strategies]
     assigned = [int(frame["assigned_loans"].get(code, 0)) for code in strategies]
     moved = [int(frame["moved_down"].get(code, 0)) for code in strategies]
@@ -302,57 +300,61 @@ def capacity_figure(data: ReportData) -> go.Figure:
             text=[f"{n:,} sent<br>{m:,} moved down" for n, m in zip(sent, moved, strict=True)],
             textposition="outside",
             customdata=moved,
+            hovertemplate="%{x}: the thresholds sent %{y:,}, capacity moved %{customdata:,} "
+            "down<extra></extra>",
         )
     )
     fig.add_trace(
         go.Bar(
             x=strategies,
             y=assigned,
-            name="assigned (strategy_code)",
+            name="assigned after capacity (strategy_code)",
             meta="assigned",
             marker_color=[STRATEGY_COLORS.get(code, "#4c78a8") for code in strategies],
             text=[f"{n:,} assigned" for n in assigned],
             textposition="outside",
+            hovertemplate="%{x}: %{y:,} assigned<extra></extra>",
         )
     )
     fig.add_trace(
         go.Scatter(
             x=strategies,
-            y=[c if isinstance(c, int) else None for c in capacities],
-            mode="markers+text",
-            name="capacity (run_settings)",
+            y=[float(c) if c is not None else None for c in capacities],
+            mode="markers",
+            name="capacity (run_settings; unlimited when NULL)",
             meta="capacity",
-            marker={"symbol": "line-ew-open", "size": 60, "line": {"width": 3, "color": "#333"}},
-            text=[f"capacity {c:,}" if isinstance(c, int) else c for c in capacities],
-            textposition="top center",
-            customdata=[str(c) for c in capacities],
+            marker={
+                "symbol": "line-ew-open",
+                "size": 70,
+                "color": "#333",
+                "line": {"width": 3, "color": "#333"},
+            },
+            customdata=["unlimited" if c is None else f"{c:,}" for c in capacities],
+            hovertemplate="%{x}: capacity %{customdata}<extra></extra>",
         )
     )
     for code, capacity in zip(strategies, capacities, strict=True):
-        if not isinstance(capacity, int):
-            fig.add_annotation(
-                x=code, y=0, yref="y", text=capacity, showarrow=False, yshift=-8, name="unlimited"
-            )
+        fig.add_annotation(
+            x=code,
+            y=1.0,
+            yref="paper",
+            yanchor="bottom",
+            text=f"capacity: {'unlimited' if capacity is None else f'{capacity:,}'}",
+            showarrow=False,
+            name=f"capacity_{code}",
+            font={"size": 13},
+        )
     fig.update_layout(barmode="group")
     fig.update_xaxes(title_text="Strategy (least to most severe)")
-    fig.update_yaxes(title_text="Loans (count)", rangemode="tozero")
+    fig.update_yaxes(title_text="Worked loans (count)", rangemode="tozero")
     fig = base_layout(
         fig,
-        title,
-        f"From recovery_strategies, all {sum(assigned):,} loans, and the capacities in "
-        "run_settings (NULL = unlimited); a loan over capacity moves down one strategy.",
-        520,
+        "Capacity: worked loans the thresholds sent against what each strategy can take",
+        f"From recovery_strategies, {worked_note(data)}, and legal_capacity / "
+        "settlement_capacity in run_settings; a loan beyond capacity moves down one strategy "
+        "(capacity_limited). Resolved loans keep the thresholds' strategy when loans are open.",
+        540,
+        t=140,
         b=120,
     )
     return legend_below(fig, -0.2)
-
-
-def capacity_of(data: ReportData, strategy: str) -> int | str:
-    """The strategy's capacity from run_settings: a number, 'unlimited' (NULL) or 'not recorded'."""
-    column = CAPACITY_SETTINGS.get(strategy)
-    if column is None:
-        return "unlimited"
-    if column not in data.settings:
-        return "not recorded"
-    value = data.settings[column]
-    return "unlimited" if value is None else int(value)

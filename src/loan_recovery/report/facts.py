@@ -91,7 +91,7 @@ def score_facts(data: ReportData) -> tuple[Sourced[str], Sourced[str], list[str]
     outcome = data.score("outcome")
     fallback = data.outcome_fallback
     if fallback is not None:
-        outcome_text = f"fell back, not used: {fallback}"
+        outcome_text = f"fell back: {fallback}"
         warnings.append(
             f"The outcome model fell back ({fallback}): "
             f"the strategy used {SCORE_WORDS.get(in_use, in_use)}"
@@ -207,6 +207,6 @@ def header_rows(facts: BuildFacts) -> list[tuple[str, str, str]]:
         ),
         ("Score in use", str(facts.score_in_use.value), facts.score_in_use.source),
         ("Outcome model", str(facts.outcome_model.value), facts.outcome_model.source),
-        ("Risk model", str(facts.model_version.value), facts.model_version.source),
+        ("Model version", str(facts.model_version.value), facts.model_version.source),
         ("Database", facts.database, "--db"),
     ]

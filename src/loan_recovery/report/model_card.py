@@ -60,35 +60,43 @@ def present(value: Any) -> bool:
 
 def _interval(row: Mapping[str, Any]) -> str:
     return (
-        f"AUC {float(row['roc_auc']):.3f} "
-        f"(95 % interval {float(row['roc_auc_ci_low']):.3f} to {float(row['roc_auc_ci_high']):.3f})"
+        f"AUC is {float(row['roc_auc']):.3f}, 95 % interval {float(row['roc_auc_ci_low']):.3f} "
+        f"to {float(row['roc_auc_ci_high']):.3f}"
     )
+
+
+def _possessive(rows: list[Mapping[str, Any]]) -> str:
+    return " and the ".join(f"{SCORE_NOUNS[row['score_name']]}'s" for row in rows)
 
 
 def _outcome_words(outcome: Mapping[str, Any], others: list[Mapping[str, Any]]) -> str:
     low, high = float(outcome["roc_auc_ci_low"]), float(outcome["roc_auc_ci_high"])
     loans = int(outcome["evaluated_loans"])
+    words = f"the outcome model's {_interval(outcome)}"
     if low <= 0.5 <= high:
-        words = (
-            f"the outcome model's {_interval(outcome)} includes 0.5: on these {loans:,} resolved "
-            "loans it does not rank losses better than chance"
+        words += (
+            f": the interval includes 0.5, so on these {loans:,} resolved loans it does not "
+            "rank losses better than chance"
         )
     elif low > 0.5:
-        words = f"the outcome model ranks losses better than chance: {_interval(outcome)}"
+        words += ": above 0.5, it ranks losses better than chance"
     else:
-        words = f"the outcome model ranks losses worse than chance: {_interval(outcome)}"
+        words += ": below 0.5, it ranks losses worse than chance"
     below = [o for o in others if float(o["roc_auc_ci_high"]) < low]
     above = [o for o in others if float(o["roc_auc_ci_low"]) > high]
     overlap = [o for o in others if o not in below and o not in above]
     if below:
-        names = " and the ".join(f"{SCORE_NOUNS[o['score_name']]}'s" for o in below)
-        words += f"; its interval lies above the {names}"
+        words += f"; its interval lies above the {_possessive(below)}: it ranks losses better"
     if overlap:
-        names = " and the ".join(SCORE_NOUNS[o["score_name"]] for o in overlap)
-        words += f"; it overlaps the {names}: these loans do not show it ranks better"
+        words += (
+            f"; its interval overlaps the {_possessive(overlap)}: these loans do not show "
+            "that it ranks better"
+        )
     if above:
-        names = " and the ".join(SCORE_NOUNS[o["score_name"]] for o in above)
-        words += f"; the {names} ranks better (interval above the outcome model's)"
+        if len(above) > 1:
+            words += f"; the {_possessive(above)} intervals lie above it: they rank losses better"
+        else:
+            words += f"; the {_possessive(above)} interval lies above it: it ranks losses better"
     return words
 
 
@@ -105,13 +113,13 @@ def model_card_sentence(scores: Mapping[str, Mapping[str, Any]]) -> str:
     if present(outcome.get("roc_auc")) and outcome.get("model_status") == "trained":
         parts.append(_outcome_words(outcome, ranked))
     else:
-        reason = outcome.get("model_status") or "no outcome row"
+        reason = str(outcome.get("model_status") or "no outcome row").removeprefix("fallback: ")
         parts.append(f"the outcome model fell back ({reason}), so it has no scores to judge")
     segment = scores.get("segment", {})
     if present(segment.get("roc_auc")):
-        words = f"the write-up's segment score has {_interval(segment)} against the outcome"
+        words = f"against the outcome the write-up's segment score's {_interval(segment)}"
         if float(segment["roc_auc_ci_low"]) <= 0.5 <= float(segment["roc_auc_ci_high"]):
-            words += ", no better than chance"
+            words += " (including 0.5: no better than chance)"
         if present(segment.get("label_roc_auc")):
             words += (
                 f", while its label AUC {float(segment['label_roc_auc']):.3f} only says it "
@@ -180,9 +188,9 @@ def model_card_figure(data: ReportData) -> go.Figure:
     fig = make_subplots(
         rows=2,
         cols=1,
-        row_heights=[0.5, 0.5],
+        row_heights=[0.44, 0.56],
         specs=[[{"type": "table"}], [{"type": "xy"}]],
-        vertical_spacing=0.08,
+        vertical_spacing=0.05,
     )
     fig.add_trace(
         go.Table(

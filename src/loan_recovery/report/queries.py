@@ -45,22 +45,16 @@ RISK_SCORE_BINS = 40
 LOAN_AMOUNT_TARGET_BINS = 40
 CALIBRATION_BINS = 10
 SCORE_ORDER = ("outcome", "segment", "days_past_due", "base_rate")
-# reason_code_1..3 and threshold_strategy_code / capacity_limited (the reason
-# code and capacity release) are read when recovery_strategies has them; the
-# charts drawn from them say so when a build lacks them.
 REASON_SLOTS = 3
 
 
 @dataclass(frozen=True)
 class ReportData:
-    """Everything the header and the charts are drawn from; small whatever the book's size.
-
-    ``reason_codes``, ``reason_catalog`` and ``capacity`` are None when the
-    build predates reason codes and capacity (the charts then say so).
-    """
+    """Everything the header and the charts are drawn from; small whatever the book's size."""
 
     loan_count: int
     resolved_count: int
+    worked_count: int
     quarantined_count: int
     settings: dict[str, Any]
     scores: pd.DataFrame
@@ -78,9 +72,9 @@ class ReportData:
     gains: pd.DataFrame
     calibration: pd.DataFrame
     policies: pd.DataFrame
-    reason_codes: pd.DataFrame | None
-    reason_catalog: pd.DataFrame | None
-    capacity: pd.DataFrame | None
+    reason_codes: pd.DataFrame
+    reason_catalog: pd.DataFrame
+    capacity: pd.DataFrame
 
     @property
     def legal_threshold(self) -> float:
@@ -103,11 +97,12 @@ class ReportData:
 
     @property
     def outcome_fallback(self) -> str | None:
-        """Why the outcome model did not run (its model_status), None when it trained."""
+        """Why the outcome model did not run (model_status less 'fallback: '), None if trained."""
         status = self.score("outcome").get("model_status")
         if status is None or pd.isna(status):
             return "no outcome row in risk_model_metrics"
-        return None if str(status) == "trained" else str(status)
+        status = str(status)
+        return None if status == "trained" else status.removeprefix("fallback: ")
 
     @property
     def built_at(self) -> Any:
@@ -211,17 +206,6 @@ def _feature_stats(connection: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     return connection.execute(selects).df()
 
 
-def _columns(connection: duckdb.DuckDBPyConnection, schema: str, table: str) -> set[str]:
-    return {
-        row[0]
-        for row in connection.execute(
-            "select column_name from information_schema.columns "
-            "where table_catalog = current_database() and table_schema = ? and table_name = ?",
-            [schema, table],
-        ).fetchall()
-    }
-
-
 def _scores(connection: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     """risk_model_metrics, one row per score, in SCORE_ORDER (unknown names last)."""
     frame = connection.execute("select * from main.risk_model_metrics order by score_name").df()
@@ -251,9 +235,14 @@ def _calibration(connection: duckdb.DuckDBPyConnection) -> pd.DataFrame:
 
 
 def _reason_codes(connection: duckdb.DuckDBPyConnection) -> pd.DataFrame:
-    """Per strategy, how many loans carry each reason code among reason_code_1..3."""
+    """Per strategy, how many worked loans carry each reason code among reason_code_1..3.
+
+    Worked loans (is_worked: the open ones, or all when none is open) are the
+    ones that get reasons, and the rows of collection_work_queue.
+    """
     slots = " union all ".join(
-        f"select strategy_code, reason_code_{i} as reason_code from main.recovery_strategies"
+        f"select strategy_code, reason_code_{i} as reason_code "
+        "from main.recovery_strategies where is_worked"
         for i in range(1, REASON_SLOTS + 1)
     )
     return connection.execute(
@@ -261,7 +250,7 @@ def _reason_codes(connection: duckdb.DuckDBPyConnection) -> pd.DataFrame:
         with slots as ({slots}),
         strategy_loans as (
             select strategy_code, count(*) as strategy_loans
-            from main.recovery_strategies group by all
+            from main.recovery_strategies where is_worked group by all
         )
         select slots.strategy_code, slots.reason_code, count(*) as loans,
                any_value(strategy_loans.strategy_loans) as strategy_loans
@@ -273,17 +262,18 @@ def _reason_codes(connection: duckdb.DuckDBPyConnection) -> pd.DataFrame:
 
 
 def _capacity(connection: duckdb.DuckDBPyConnection) -> pd.DataFrame:
-    """Per strategy: loans the thresholds sent, loans assigned, loans moved down by capacity."""
+    """Per strategy, over the worked loans (the ones capacity counts): loans the thresholds
+    sent, loans assigned after capacity, and of those sent, how many capacity moved down."""
     return connection.execute(
         """
         with sent as (
             select threshold_strategy_code as strategy_code, count(*) as threshold_loans,
                    count(*) filter (where capacity_limited) as moved_down
-            from main.recovery_strategies group by all
+            from main.recovery_strategies where is_worked group by all
         ),
         assigned as (
             select strategy_code, count(*) as assigned_loans
-            from main.recovery_strategies group by all
+            from main.recovery_strategies where is_worked group by all
         )
         select strategy_code, coalesce(threshold_loans, 0) as threshold_loans,
                coalesce(assigned_loans, 0) as assigned_loans, coalesce(moved_down, 0) as moved_down
@@ -298,10 +288,6 @@ def read_report_data(
 ) -> ReportData:
     """Run every query the report needs; aggregates are exact, only point clouds are sampled."""
     settings = _one_row(connection, "select * from main.run_settings", "main.run_settings")
-    strategy_columns = _columns(connection, "main", "recovery_strategies")
-    has_reasons = {f"reason_code_{i}" for i in range(1, REASON_SLOTS + 1)} <= strategy_columns
-    has_catalog = bool(_columns(connection, "main", "reason_code_catalog"))
-    has_capacity = {"threshold_strategy_code", "capacity_limited"} <= strategy_columns
     return ReportData(
         loan_count=int(_scalar(connection, "select count(*) from staging.stg_loans")),
         resolved_count=int(
@@ -309,6 +295,9 @@ def read_report_data(
                 connection,
                 "select count(*) from staging.stg_loans where recovery_status is not null",
             )
+        ),
+        worked_count=int(
+            _scalar(connection, "select count(*) from main.recovery_strategies where is_worked")
         ),
         quarantined_count=int(_scalar(connection, "select count(*) from main.quarantined_loans")),
         settings=settings,
@@ -353,14 +342,10 @@ def read_report_data(
         policies=connection.execute(
             "select * from main.strategy_policy_comparison order by policy_name, strategy_code"
         ).df(),
-        reason_codes=_reason_codes(connection) if has_reasons else None,
-        reason_catalog=(
-            connection.execute(
-                "select reason_code, features, reason from main.reason_code_catalog "
-                "order by reason_code"
-            ).df()
-            if has_catalog
-            else None
-        ),
-        capacity=_capacity(connection) if has_capacity else None,
+        reason_codes=_reason_codes(connection),
+        reason_catalog=connection.execute(
+            "select reason_code, features, reason from main.reason_code_catalog "
+            "order by reason_code"
+        ).df(),
+        capacity=_capacity(connection),
     )

@@ -40,17 +40,28 @@ OTHER_COLOR = "#4c78a8"
 LEGEND_BELOW = {"orientation": "h", "y": -0.3, "yanchor": "top", "x": 0, "xanchor": "left"}
 
 
+SUBTITLE_WIDTH = 160  # characters per subtitle line; plotly does not wrap titles
+
+
 def base_layout(fig: go.Figure, title: str, subtitle: str, height: int, **margin: int) -> go.Figure:
     """The shared look: plotly_white, a plain title with a subtitle saying what is shown.
 
-    The subtitle is where a chart says whether it shows every loan or a
-    sample, so every chart has one.
+    The subtitle is where a chart says where its data comes from and whether
+    it shows every loan or a sample, so every chart has one; it is wrapped
+    over lines (and the top margin grown to fit) because plotly never wraps.
     """
+    lines = textwrap.wrap(subtitle, SUBTITLE_WIDTH) or [subtitle]
+    top = 110 + 17 * (len(lines) - 1)
     fig.update_layout(
         template=TEMPLATE,
-        title={"text": title, "subtitle": {"text": subtitle}, "x": 0.01, "xanchor": "left"},
-        height=height,
-        margin={"t": 110, "l": 80, "r": 30, "b": 70, **margin},
+        title={
+            "text": title,
+            "subtitle": {"text": "<br>".join(lines)},
+            "x": 0.01,
+            "xanchor": "left",
+        },
+        height=height + top - 110,
+        margin={"t": top, "l": 80, "r": 30, "b": 70, **margin},
         legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 1, "xanchor": "right"},
     )
     return fig

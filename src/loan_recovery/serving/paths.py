@@ -32,6 +32,7 @@ import duckdb
 from loan_recovery.build_info import TABLE as BUILD_INFO_TABLE
 from loan_recovery.build_info import utc_now
 from loan_recovery.config import database_path
+from loan_recovery.duckdb_file import is_duckdb_file
 from loan_recovery.serving.errors import EXIT_USAGE, BuildError, os_error_reason
 
 BUILD_FILE_NAME = "loan_recovery.duckdb"
@@ -44,8 +45,6 @@ file is renamed to the served name on publish and readers see that stem.
 """
 
 BUILD_ID = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{6}$")
-DUCKDB_MAGIC = b"DUCK"
-DUCKDB_MAGIC_OFFSET = 8
 DIRECTORY_MODE = 0o750
 """Build directories hold loan data and logs: owner and group only, never world-writable."""
 
@@ -141,16 +140,6 @@ def new_build_id(now: datetime | None = None) -> str:
     """UTC timestamp plus a short random suffix: sortable, and unique per run."""
     moment = now or utc_now()
     return f"{moment:%Y%m%dT%H%M%S}Z-{secrets.token_hex(3)}"
-
-
-def is_duckdb_file(path: Path) -> bool:
-    """True when ``path`` starts like a DuckDB database file (magic bytes, no parsing)."""
-    try:
-        with path.open("rb") as handle:
-            head = handle.read(DUCKDB_MAGIC_OFFSET + len(DUCKDB_MAGIC))
-    except OSError:
-        return False
-    return head[DUCKDB_MAGIC_OFFSET:] == DUCKDB_MAGIC
 
 
 def holds_build_info(path: Path) -> bool:
