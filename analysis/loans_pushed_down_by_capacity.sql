@@ -24,4 +24,4 @@ final as (
 )
 
 select * from final
-order by threshold_strategy_code, amount_at_risk desc nulls last, loan_id
+order by threshold_strategy_code asc, amount_at_risk desc nulls last, loan_id asc

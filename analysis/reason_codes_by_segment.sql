@@ -40,4 +40,4 @@ final as (
 )
 
 select * from final
-order by segment_id, loans desc, reason_code
+order by segment_id asc, loans desc, reason_code asc

@@ -31,6 +31,9 @@ from typing import Any
 
 import duckdb
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from grade_open_loans import grade
+
 PROJECT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 RESULTS = PROJECT / "benchmarks" / "results"
@@ -89,19 +92,27 @@ def measure(command: list[str], env: dict[str, str] | None = None) -> Measured:
     )
 
 
+OPEN_SHARE = 0.3
+
+
+def truth_of(rows: int, workdir: Path) -> Path:
+    return workdir / f"truth_{rows}.parquet"
+
+
 def generate(rows: int, suffix: str, workdir: Path) -> Path:
-    """The deterministic book of ``rows`` loans (reused when already generated)."""
+    """The deterministic book of ``rows`` loans, 30 % open, and its truth file (reused)."""
     path = workdir / f"book_{rows}.{suffix}"
     if not path.exists():
         subprocess.run(
-                [str(BIN / "loan-recovery"), "generate", "--rows", str(rows), "--out", str(path),
-             "--seed", str(SEED)],
+            [str(BIN / "loan-recovery"), "generate", "--rows", str(rows), "--out", str(path),
+             "--seed", str(SEED), "--open-share", str(OPEN_SHARE),
+             "--truth-out", str(truth_of(rows, workdir))],
             check=True, stdout=subprocess.DEVNULL,
         )  # fmt: skip
     return path
 
 
-def dbt_build(workdir: Path, name: str, loans: Path | None) -> dict[str, Any]:
+def dbt_build(workdir: Path, name: str, loans: Path | None, rows: int = 0) -> dict[str, Any]:
     """Full dbt build into a fresh DuckDB file; returns timings, memory and quality."""
     database = workdir / f"{name}.duckdb"
     database.unlink(missing_ok=True)
@@ -109,7 +120,13 @@ def dbt_build(workdir: Path, name: str, loans: Path | None) -> dict[str, Any]:
     command = [str(BIN / "dbt"), "build", "--target-path", str(target), "--log-path", str(workdir)]
     if loans:
         command += ["--vars", json.dumps({"loans_path": str(loans)})]
-    run = measure(command, env={"LOAN_RECOVERY_DB": str(database)})
+    run = measure(
+        command,
+        env={
+            "LOAN_RECOVERY_DB": str(database),
+            "LOAN_RECOVERY_MODEL_DIR": str(workdir / f"models_{name}"),
+        },
+    )
     if run.returncode != 0:
         raise SystemExit(f"dbt build failed for {name}:\n{run.output[-3000:]}")
     results = json.loads((target / "run_results.json").read_text())["results"]
@@ -120,25 +137,36 @@ def dbt_build(workdir: Path, name: str, loans: Path | None) -> dict[str, Any]:
     }
     tests = sum(1 for item in results if item["unique_id"].split(".")[0] in {"test", "unit_test"})
     with duckdb.connect(str(database), read_only=True) as connection:
-        metrics = connection.execute(
-            "select scored_loans, training_rows, oof_roc_auc_label, roc_auc_outcome, model_version "
-            "from risk_model_metrics"
+        card = {
+            row[0]: row[1:]
+            for row in connection.execute(
+                "select score_name, evaluated_loans, roc_auc, label_roc_auc, training_rows, "
+                "model_version from main.risk_model_metrics"
+            ).fetchall()
+        }
+        scored, reasoned, checksum = connection.execute(
+            "select count(*), count(reason_code_1), "
+            "sum(hash(loan_id || ':' || coalesce(loss_probability, -1)::varchar || ':' "
+            "|| segment_risk_score::varchar || ':' || coalesce(reason_code_1, '') || ':' "
+            "|| strategy_code)) % 1000000007 from main.recovery_strategies"
         ).fetchone()
-        checksum = connection.execute(
-            "select sum(hash(loan_id || ':' || risk_score::varchar)) % 1000000007 "
-            "from intermediate.int_loan_risk_scores"
-        ).fetchone()[0]
+    graded = grade(database, truth_of(rows, workdir)) if rows else {}
     database.unlink(missing_ok=True)
     return {
         "seconds": run.seconds,
         "peak_rss_mb": run.peak_rss_mb,
         "tests_run": tests,
         "model_seconds": models,
-        "scored_loans": metrics[0],
-        "training_rows": metrics[1],
-        "oof_roc_auc_label": round(metrics[2], 4),
-        "roc_auc_outcome": round(metrics[3], 4),
-        "model_version": metrics[4],
+        "scored_loans": scored,
+        "loans_with_reasons": reasoned,
+        "outcome_training_rows": card["outcome"][3],
+        "resolved_auc_outcome": round(card["outcome"][1] or 0, 4),
+        "open_auc_outcome": (graded.get("auc_outcome") or [None])[0],
+        "open_auc_segment": (graded.get("auc_segment") or [None])[0],
+        "open_auc_days_past_due": (graded.get("auc_days_past_due") or [None])[0],
+        "open_ece_outcome": graded.get("ece_outcome"),
+        "label_auc_segment": round(card["segment"][2], 4),
+        "model_version": card["outcome"][4],
         "score_checksum": int(checksum),
     }
 
@@ -192,10 +220,10 @@ def main() -> None:
     for rows in args.rows:
         entry: dict[str, Any] = {
             "rows": rows,
-            "pipeline": dbt_build(workdir, f"n{rows}", generate(rows, "parquet", workdir)),
+            "pipeline": dbt_build(workdir, f"n{rows}", generate(rows, "parquet", workdir), rows),
         }
         if args.repeat:
-            again = dbt_build(workdir, f"n{rows}_again", generate(rows, "parquet", workdir))
+            again = dbt_build(workdir, f"n{rows}_again", generate(rows, "parquet", workdir), rows)
             entry["deterministic"] = again["score_checksum"] == entry["pipeline"]["score_checksum"]
         if rows <= args.baseline_max_rows:
             entry["writeup"] = baseline(generate(rows, "csv", workdir))
@@ -217,9 +245,9 @@ def summary(report: dict[str, Any]) -> str:
         f"Python {m['python']}, DuckDB {m['duckdb']}",
         f"bundled sample: dbt build {sample['seconds']} s, peak {sample['peak_rss_mb']} MB",
         "",
-        "| loans | dbt build (s) | peak RSS (MB) | loans scored | OOF AUC (label) "
+        "| loans | dbt build (s) | peak RSS (MB) | loans scored | with reasons | outcome AUC, open "
         "| write-up (s) | write-up scored | speed-up |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for entry in report["sizes"]:
         p, w = entry["pipeline"], entry.get("writeup")
@@ -230,7 +258,8 @@ def summary(report: dict[str, Any]) -> str:
         )
         lines.append(
             f"| {entry['rows']:,} | {p['seconds']} | {p['peak_rss_mb']:,.0f} "
-            f"| {p['scored_loans']:,} | {p['oof_roc_auc_label']} | {writeup} |"
+            f"| {p['scored_loans']:,} | {p['loans_with_reasons']:,} | {p['open_auc_outcome']} "
+            f"| {writeup} |"
         )
     lines.append("")
     for entry in report["sizes"]:

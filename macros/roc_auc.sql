@@ -15,35 +15,67 @@
 {% macro score_evaluation(relation, group_column, score, label, probability) %}
     with
 
-    ranked as (
+    -- One row per group and distinct score: ranking distinct scores sorts far
+    -- fewer rows than ranking every loan, and ties take their average rank.
+    grouped as (
 
         select
             {{ group_column }} as score_group,
-            {{ label }} as label,
-            {{ probability }} as probability,
-            rank() over (partition by {{ group_column }} order by {{ score }})
-            + (count(*) over (partition by {{ group_column }}, {{ score }}) - 1) / 2 as average_rank
+            {{ score }} as score,
+            count(*) as loans,
+            count(*) filter (where {{ label }}) as positives
         from {{ relation }}
+        group by {{ group_column }}, {{ score }}
+
+    ),
+
+    ranked as (
+
+        select
+            *,
+            sum(loans) over (partition by score_group order by score rows unbounded preceding) - loans
+                as loans_below
+        from grouped
+
+    ),
+
+    rank_sums as (
+
+        select
+            score_group,
+            sum(loans) as evaluated_loans,
+            sum(positives) as positives,
+            sum(loans) - sum(positives) as negatives,
+            sum(positives * (loans_below + (loans + 1) / 2)) as positive_rank_sum
+        from ranked
+        group by score_group
+
+    ),
+
+    probabilities as (
+
+        select
+            {{ group_column }} as score_group,
+            avg({{ label }}::double) as base_rate,
+            avg(power({{ probability }} - {{ label }}::double, 2)) as brier_score
+        from {{ relation }}
+        group by {{ group_column }}
 
     ),
 
     auc as (
 
         select
-            score_group,
-            count(*) as evaluated_loans,
-            count(*) filter (where label) as positives,
-            count(*) filter (where not label) as negatives,
-            avg(label::double) as base_rate,
-            (
-                sum(average_rank) filter (where label)
-                - count(*) filter (where label) * (count(*) filter (where label) + 1) / 2
-            )
-            / nullif(count(*) filter (where label) * count(*) filter (where not label), 0)
-                as roc_auc,
-            avg(power(probability - label::double, 2)) as brier_score
-        from ranked
-        group by score_group
+            rank_sums.score_group,
+            rank_sums.evaluated_loans,
+            rank_sums.positives,
+            rank_sums.negatives,
+            probabilities.base_rate,
+            (rank_sums.positive_rank_sum - rank_sums.positives * (rank_sums.positives + 1) / 2)
+            / nullif(rank_sums.positives * rank_sums.negatives, 0) as roc_auc,
+            probabilities.brier_score
+        from rank_sums
+        inner join probabilities on rank_sums.score_group = probabilities.score_group
 
     ),
 
@@ -53,8 +85,14 @@
             score_group,
             count(*) as loans,
             avg(probability) as mean_probability,
-            avg(label::double) as loss_rate
-        from ranked
+            avg({{ label }}::double) as loss_rate
+        from (
+            select
+                {{ group_column }} as score_group,
+                {{ probability }} as probability,
+                {{ label }}
+            from {{ relation }}
+        ) as rows_with_probability
         where probability is not null
         group by score_group, least(floor(probability * 10), 9)
 

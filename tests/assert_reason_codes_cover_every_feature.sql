@@ -29,10 +29,7 @@ matches as (
         columns_explained.column_name,
         count(catalog_features.reason_code) as codes
     from columns_explained
-    left join catalog_features
-        on
-            columns_explained.column_name = catalog_features.feature
-            or starts_with(columns_explained.column_name, catalog_features.feature || '__')
+    left join catalog_features on split_part(columns_explained.column_name, '__', 1) = catalog_features.feature
     group by columns_explained.column_name
 
 )

@@ -4,10 +4,11 @@ from loan_recovery.reasons import explain_scores
 
 
 def model(dbt, session):
-    scored = dbt.ref("int_loans_scored").select(
-        "loan_id, risk_score, score_source, model_version, is_resolved"
+    scored = dbt.ref("int_loans_scored").set_alias("scored")
+    features = dbt.ref("int_loan_features").set_alias("features")
+    worked = (
+        scored.filter("scored.is_worked")
+        .join(features, "scored.loan_id = features.loan_id")
+        .select("scored.risk_score, scored.score_source, scored.model_version, features.*")
     )
-    features = dbt.ref("int_loan_features")
-    return explain_scores(
-        scored.order("loan_id").to_arrow_table(), features.order("loan_id").to_arrow_table()
-    )
+    return explain_scores(worked.to_arrow_table())

@@ -42,10 +42,8 @@ coded as (
         catalog_features.reason,
         sum(long.contribution) as contribution
     from long
-    inner join catalog_features
-        on
-            long.contribution_column = catalog_features.feature
-            or starts_with(long.contribution_column, catalog_features.feature || '__')
+    -- A category's levels (loan_type__home) belong to the category's code.
+    inner join catalog_features on split_part(long.contribution_column, '__', 1) = catalog_features.feature
     group by long.loan_id, catalog_features.reason_code, catalog_features.reason
 
 ),
@@ -54,7 +52,7 @@ ranked as (
 
     select
         *,
-        row_number() over (partition by loan_id order by contribution desc, reason_code) as reason_rank
+        row_number() over (partition by loan_id order by contribution desc, reason_code asc) as reason_rank
     from coded
     where contribution > 0
 

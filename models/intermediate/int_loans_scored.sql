@@ -87,6 +87,9 @@ final as (
         *,
         case when score_source = 'outcome' then loss_probability else segment_risk_score end
             as risk_score,
+        -- The loans a collector works this cycle: the open ones, or every loan
+        -- when none is open (docs block capacity).
+        not is_resolved or not (select bool_or(not open_loans.is_resolved) from loans as open_loans) as is_worked,
         case when score_source = 'outcome' then outcome_model_version else segment_model_version end
             as model_version
     from sourced

@@ -30,9 +30,6 @@ thresholds as (
     select
         scored_loans.*,
         scored_loans.outstanding_loan_amount * scored_loans.loss_probability as amount_at_risk,
-        -- The loans a collector works this cycle: the open ones, or every loan
-        -- when none is open. Capacity counts only these.
-        not scored_loans.is_resolved or not bool_or(not scored_loans.is_resolved) over () as is_worked,
         {{ strategy_code('scored_loans.risk_score', 'settings.legal_threshold', 'settings.settlement_threshold') }}
             as threshold_strategy_code
     from scored_loans
@@ -41,65 +38,58 @@ thresholds as (
 ),
 
 -- Capacity, step 1 (docs block capacity): the worked loans the thresholds
--- send to legal, by amount at risk (then loan_id); those beyond
--- legal_capacity move down to settlement.
-legal_ranked as (
+-- send to legal, by amount at risk (then risk_score, then loan_id); those
+-- beyond legal_capacity move down to settlement. Only the candidates are
+-- ranked, so the sort stays small.
+legal_ranks as (
 
     select
-        thresholds.*,
-        case
-            when thresholds.is_worked and thresholds.threshold_strategy_code = 'legal'
-                then row_number() over (
-                    partition by thresholds.is_worked, thresholds.threshold_strategy_code
-                    order by thresholds.amount_at_risk desc nulls last, thresholds.risk_score desc, thresholds.loan_id
-                )
-        end as legal_rank
+        loan_id,
+        row_number() over (order by amount_at_risk desc nulls last, risk_score desc, loan_id asc) as legal_rank
     from thresholds
+    where is_worked and threshold_strategy_code = 'legal'
 
 ),
 
 after_legal as (
 
     select
-        legal_ranked.*,
+        thresholds.*,
         case
-            when legal_ranked.legal_rank > coalesce(settings.legal_capacity, legal_ranked.legal_rank)
+            when legal_ranks.legal_rank > coalesce(settings.legal_capacity, legal_ranks.legal_rank)
                 then 'settlement'
-            else legal_ranked.threshold_strategy_code
+            else thresholds.threshold_strategy_code
         end as after_legal_code
-    from legal_ranked
+    from thresholds
     cross join settings
+    left join legal_ranks on thresholds.loan_id = legal_ranks.loan_id
 
 ),
 
 -- Step 2: settlement, now holding the loans moved down from legal too; those
 -- beyond settlement_capacity move down to reminders.
-settlement_ranked as (
+settlement_ranks as (
 
     select
-        after_legal.*,
-        case
-            when after_legal.is_worked and after_legal.after_legal_code = 'settlement'
-                then row_number() over (
-                    partition by after_legal.is_worked, after_legal.after_legal_code
-                    order by after_legal.amount_at_risk desc nulls last, after_legal.risk_score desc, after_legal.loan_id
-                )
-        end as settlement_rank
+        loan_id,
+        row_number() over (order by amount_at_risk desc nulls last, risk_score desc, loan_id asc) as settlement_rank
     from after_legal
+    where is_worked and after_legal_code = 'settlement'
 
 ),
 
 assigned as (
 
     select
-        settlement_ranked.*,
+        after_legal.*,
         case
-            when settlement_ranked.settlement_rank > coalesce(settings.settlement_capacity, settlement_ranked.settlement_rank)
+            when settlement_ranks.settlement_rank > coalesce(settings.settlement_capacity, settlement_ranks.settlement_rank)
                 then 'reminders'
-            else settlement_ranked.after_legal_code
+            else after_legal.after_legal_code
         end as strategy_code
-    from settlement_ranked
+    from after_legal
     cross join settings
+    left join settlement_ranks on after_legal.loan_id = settlement_ranks.loan_id
 
 ),
 

@@ -27,6 +27,7 @@ __all__ = [
     "check_features",
     "column_series",
     "fitting_sample",
+    "indicator_arrays",
     "indicator_name",
     "read_label",
     "read_loan_columns",
@@ -195,12 +196,29 @@ def indicator_name(column: str, value: str) -> str:
     return f"{column}={value}"
 
 
+def indicator_arrays(
+    data: pd.DataFrame | pa.Table, column: str, levels: Sequence[str]
+) -> list[NDArray[np.bool_]]:
+    """One boolean array per known level; an unknown or missing value is false for all (other).
+
+    Compared in Arrow, so a million-row column never becomes Python strings.
+    """
+    values = (
+        data.column(column)
+        if isinstance(data, pa.Table)
+        else pa.chunked_array([pa.array(column_series(data, column), type=pa.string())])
+    )
+    return [
+        pc.fill_null(pc.equal(values, level), False).to_numpy(zero_copy_only=False)
+        for level in levels
+    ]
+
+
 def _indicators(
     data: pd.DataFrame | pa.Table, column: str, levels: Sequence[str]
 ) -> list[tuple[NDArray[np.generic], ...]]:
-    """One float32 0/1 array per known level; an unknown or missing value is 0 for all (other)."""
-    values = column_series(data, column).astype("string").to_numpy(na_value="")
-    return [((values == level).astype(np.float32),) for level in levels]
+    """One float32 0/1 feature per known level (see :func:`indicator_arrays`)."""
+    return [(flags.astype(np.float32),) for flags in indicator_arrays(data, column, levels)]
 
 
 def read_loan_columns(

@@ -41,6 +41,7 @@ from loan_recovery.model_input import (
     check_count,
     column_series,
     fitting_sample,
+    indicator_arrays,
     indicator_name,
     read_loan_columns,
     string_column,
@@ -76,9 +77,8 @@ def _protected_indicators(
 ) -> dict[str, np.ndarray]:
     indicators: dict[str, np.ndarray] = {}
     for column, levels in protected.items():
-        values = column_series(data, column).astype("string").to_numpy(na_value="")[positions]
-        for level in levels:
-            indicators[indicator_name(column, level)] = values == level
+        for level, flags in zip(levels, indicator_arrays(data, column, levels), strict=True):
+            indicators[indicator_name(column, level)] = flags[positions]
     return indicators
 
 

@@ -27,7 +27,7 @@ when none is open.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
@@ -36,8 +36,8 @@ from numpy.typing import NDArray
 from sklearn.ensemble import RandomForestClassifier
 
 from loan_recovery.calibration import Platt
-from loan_recovery.forest import CHUNK_ROWS
-from loan_recovery.model_input import KEY, RESOLVED, column_series, read_loan_columns
+from loan_recovery.forest import CHUNK_ROWS, workers
+from loan_recovery.model_input import KEY, read_loan_columns
 from loan_recovery.model_store import Component, read_component
 
 __all__ = ["COMPONENT_OF_SOURCE", "contribution_column", "explain_scores", "forest_contributions"]
@@ -90,13 +90,13 @@ def forest_contributions(
     contributions = np.zeros((n_rows, n_features), dtype=np.float64)
     bias = np.zeros(n_rows, dtype=np.float64)
     counts = np.zeros(n_rows, dtype=np.float64)
-    for start in range(0, n_rows, CHUNK_ROWS):
+
+    def chunk(start: int) -> None:
+        # Leaf lookups and gathers release the GIL: chunks run on all cores.
         stop = min(start + CHUNK_ROWS, n_rows)
         block = rows[start:stop]
-        for index, (estimator, (sums, root)) in enumerate(
-            zip(forest.estimators_, tables, strict=True)
-        ):
-            leaves = estimator.tree_.apply(block)
+        for index, (sums, root) in enumerate(tables):
+            leaves = forest.estimators_[index].tree_.apply(block)
             if trees_used is None:
                 contributions[start:stop] += sums[leaves]
                 bias[start:stop] += root
@@ -106,6 +106,9 @@ def forest_contributions(
                 contributions[start:stop][used] += sums[leaves[used]]
                 bias[start:stop][used] += root
                 counts[start:stop][used] += 1
+
+    with ThreadPoolExecutor(max_workers=workers()) as pool:
+        list(pool.map(chunk, range(0, n_rows, CHUNK_ROWS)))
     with np.errstate(invalid="ignore", divide="ignore"):
         contributions /= counts[:, None]
         bias /= counts
@@ -128,13 +131,9 @@ def _rescaled(
     return new_bias, contributions * factor[:, None]
 
 
-def _population(scored: pd.DataFrame) -> NDArray[np.bool_]:
-    """The loans a collector works: the open ones, or every loan when none is open."""
-    resolved = scored[RESOLVED].to_numpy(dtype=bool)
-    return ~resolved if (~resolved).any() else np.ones(len(resolved), dtype=bool)
-
-
 def _load(scored: pd.DataFrame) -> Component:
+    if scored.empty:
+        raise ValueError("no loans to explain: the input has 0 rows")
     sources = set(scored["score_source"])
     if len(sources) != 1:
         raise ValueError(f"one score drives the strategy, found {sorted(sources)}")
@@ -150,21 +149,21 @@ def _load(scored: pd.DataFrame) -> Component:
     return component
 
 
-def explain_scores(scored: pd.DataFrame | pa.Table, loans: pd.DataFrame | pa.Table) -> pd.DataFrame:
-    """loan_id, bias and one contribution column per feature, for the loans a collector works.
+def explain_scores(worked: pd.DataFrame | pa.Table) -> pd.DataFrame:
+    """loan_id, bias and one contribution per feature for each worked loan.
 
-    ``scored`` holds loan_id, risk_score, score_source, model_version and
-    is_resolved (int_loans_scored); ``loans`` the model's input columns
-    (int_loan_features), in the same loan order. The model that drove the
+    ``worked`` holds, per loan a collector works (int_loans_scored's
+    is_worked), its risk_score, score_source and model_version and the
+    model's input columns (int_loan_features). The model that drove the
     strategy is read from the model store.
     """
-    scored = scored.to_pandas() if isinstance(scored, pa.Table) else scored.reset_index(drop=True)
+    scores = pa.Table.from_pandas(worked) if isinstance(worked, pd.DataFrame) else worked
+    scored = scores.select(["risk_score", "score_source", "model_version"]).to_pandas()
     component = _load(scored)
     meta, forest = component.meta, component.forest
     assert forest is not None
-    wanted = _population(scored)
     book = read_loan_columns(
-        loans,
+        scores,
         meta["numeric_features"],
         post_outcome_columns=meta["post_outcome_columns"],
         action="explain",
@@ -172,10 +171,8 @@ def explain_scores(scored: pd.DataFrame | pa.Table, loans: pd.DataFrame | pa.Tab
     )
     if list(book.features) != meta["features"]:
         raise ValueError("the stored model's features are not the loan book's; rebuild")
-    if not column_series(loans, KEY).equals(scored[KEY]):
-        raise ValueError("scores and features are not in the same loan order")
-    positions = np.flatnonzero(wanted)
-    rows = book.take(positions, np.float32)
+    positions = np.arange(book.n_rows)
+    rows = book.block(0, book.n_rows, np.float32)
 
     # Training loans are explained by the trees that left them out (their
     # score is out of bag); every other loan by all trees.
@@ -210,8 +207,3 @@ def explain_scores(scored: pd.DataFrame | pa.Table, loans: pd.DataFrame | pa.Tab
     for j, feature in enumerate(book.features):
         frame[contribution_column(feature)] = contributions[:, j]
     return pd.DataFrame(frame, copy=False)
-
-
-def feature_columns(features: Sequence[str]) -> list[str]:
-    """The contribution columns of a feature list, in order."""
-    return [contribution_column(feature) for feature in features]
