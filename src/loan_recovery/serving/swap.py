@@ -31,6 +31,7 @@ import os
 import shutil
 import signal
 import stat
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,17 +109,30 @@ HELD_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM})
 def renames_together() -> Iterator[list[int]]:
     """Hold SIGINT and SIGTERM across renames that must not be split; yields what arrived.
 
+    The held signals get a handler that only records them, for the length
+    of the block. A thread signal mask would not do: the kernel delivers a
+    process-directed signal to any thread that does not block it (dbt,
+    DuckDB and test runners start threads), and Python then runs the usual
+    handler in the main thread, mid-rename. Handlers are per process.
+
     A held signal is consumed, not re-raised: the renames were the command's
-    last act, so it ends as done (the caller logs what arrived).
+    last act, so it ends as done (the caller logs what arrived). Off the
+    main thread, where handlers cannot be set, nothing is held.
     """
     arrived: list[int] = []
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, HELD_SIGNALS)
+
+    def record(signum: int, _frame: object) -> None:
+        arrived.append(signum)
+
+    if threading.current_thread() is not threading.main_thread():
+        yield arrived
+        return
+    previous = {held: signal.signal(held, record) for held in HELD_SIGNALS}
     try:
         yield arrived
     finally:
-        while (pending := signal.sigtimedwait(HELD_SIGNALS, 0)) is not None:
-            arrived.append(pending.si_signo)
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        for held, handler in previous.items():
+            signal.signal(held, handler)
 
 
 def _link_or_copy(source: Path, destination: Path) -> None:
