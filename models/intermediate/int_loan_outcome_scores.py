@@ -1,7 +1,11 @@
-"""Every loan's calibrated loss_probability from the outcome model, trained on resolved loans."""
+"""Every loan's calibrated loss_probability from the outcome model, trained on resolved loans.
+
+With ``model_version`` set, the approved artifact's forest and calibration score every loan.
+"""
 
 from loan_recovery.model_store import keep
-from loan_recovery.outcome import score_outcomes
+from loan_recovery.outcome import COMPONENT, score_outcomes
+from loan_recovery.registry import frozen_component
 
 
 def model(dbt, session):
@@ -29,5 +33,6 @@ def model(dbt, session):
             sample_rows=dbt.config.get("outcome_sample_rows"),
             min_resolved_loans=dbt.config.get("min_resolved_loans"),
             random_state=dbt.config.get("random_state"),
+            frozen=frozen_component(dbt.config.get("model_version"), COMPONENT),
         )
     )

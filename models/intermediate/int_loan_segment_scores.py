@@ -1,7 +1,11 @@
-"""Every loan's out-of-sample segment score: the write-up's RandomForest on its high-risk label."""
+"""Every loan's out-of-sample segment score: the write-up's RandomForest on its high-risk label.
+
+With ``model_version`` set, the approved artifact's forest scores every loan and nothing trains.
+"""
 
 from loan_recovery.model_store import keep
-from loan_recovery.scoring import score_segment_risk
+from loan_recovery.registry import frozen_component
+from loan_recovery.scoring import COMPONENT, score_segment_risk
 
 
 def model(dbt, session):
@@ -19,5 +23,6 @@ def model(dbt, session):
             n_trees=dbt.config.get("scoring_trees"),
             sample_rows=dbt.config.get("scoring_sample_rows"),
             random_state=dbt.config.get("random_state"),
+            frozen=frozen_component(dbt.config.get("model_version"), COMPONENT),
         )
     )

@@ -1,17 +1,25 @@
-"""Every loan's borrower segment: KMeans on the standardized cluster features."""
+"""Every loan's borrower segment: KMeans on the standardized cluster features.
 
-from loan_recovery.segmentation import assign_segments
+With ``model_version`` set, the approved artifact's scaler and centroids assign every loan.
+"""
+
+from loan_recovery.model_store import keep
+from loan_recovery.registry import frozen_component
+from loan_recovery.segmentation import COMPONENT, assign_segments
 
 
 def model(dbt, session):
     features = dbt.config.get("cluster_features")
     columns = ["loan_id", *features, "is_resolved", "is_not_fully_recovered"]
     loans = dbt.ref("int_loan_features").select(", ".join(columns))
-    return assign_segments(
-        loans.to_arrow_table(),
-        features,
-        post_outcome_columns=dbt.config.get("post_outcome_columns"),
-        n_segments=dbt.config.get("n_segments"),
-        sample_rows=dbt.config.get("segmentation_sample_rows"),
-        random_state=dbt.config.get("random_state"),
+    return keep(
+        assign_segments(
+            loans.to_arrow_table(),
+            features,
+            post_outcome_columns=dbt.config.get("post_outcome_columns"),
+            n_segments=dbt.config.get("n_segments"),
+            sample_rows=dbt.config.get("segmentation_sample_rows"),
+            random_state=dbt.config.get("random_state"),
+            frozen=frozen_component(dbt.config.get("model_version"), COMPONENT),
+        )
     )

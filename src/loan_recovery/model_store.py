@@ -23,6 +23,7 @@ DuckDB file a plain ``dbt build`` writes.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -44,6 +45,12 @@ MODEL_DIR_ENV = "LOAN_RECOVERY_MODEL_DIR"
 META = "meta.json"
 TREES = "trees.npz"
 ARRAYS = "arrays.npz"
+FILES = (META, ARRAYS, TREES)
+"""The files a component may hold, in the order they are read."""
+TRAINING_ONLY = ("training_ids", "oob_mask")
+"""Arrays that describe the build that trained a model, not the model: which
+loans trained it and which trees left each one out (for out-of-bag reasons).
+A frozen copy in the registry leaves them out: no loan ids travel with it."""
 
 
 class ModelStoreError(ValueError):
@@ -143,27 +150,48 @@ def _rebuilt_forest(trees: Any, facts: dict[str, Any]) -> RandomForestClassifier
     return forest
 
 
-def read_component(name: str, store: Path | None = None) -> Component:
-    """Load a component; a forest is rebuilt from its arrays (no pickle, no code run)."""
-    directory = (store or model_dir()) / name
-    meta_path = directory / META
-    if not meta_path.is_file():
-        raise ModelStoreError(f"no stored model {name!r} in {directory.parent}")
-    facts = json.loads(meta_path.read_text(encoding="utf-8"))
+def component_from_files(name: str, files: dict[str, bytes]) -> Component:
+    """Rebuild a component from its files' bytes (no pickle, no code run).
+
+    Taking bytes, not paths, lets the registry parse exactly the bytes whose
+    sha256 it checked.
+    """
+    if META not in files:
+        raise ModelStoreError(f"stored model {name!r} has no {META}")
+    facts = json.loads(files[META].decode("utf-8"))
     if facts.get("scikit_learn") != sklearn.__version__:
         raise ModelStoreError(
             f"stored model {name!r} was written by scikit-learn {facts.get('scikit_learn')}, "
             f"this is {sklearn.__version__}: its trees cannot be read; retrain it"
         )
     arrays: dict[str, NDArray[Any]] = {}
-    if (directory / ARRAYS).is_file():
-        with np.load(directory / ARRAYS, allow_pickle=False) as stored:
+    if ARRAYS in files:
+        with np.load(io.BytesIO(files[ARRAYS]), allow_pickle=False) as stored:
             arrays = {key: stored[key] for key in stored.files}
     forest = None
     if "forest" in facts:
-        with np.load(directory / TREES, allow_pickle=False) as trees:
+        if TREES not in files:
+            raise ModelStoreError(f"stored model {name!r} has no {TREES}")
+        with np.load(io.BytesIO(files[TREES]), allow_pickle=False) as trees:
             forest = _rebuilt_forest(trees, facts)
     return Component(facts, arrays, forest)
+
+
+def read_component(name: str, store: Path | None = None) -> Component:
+    """Load a component from the model store."""
+    directory = (store or model_dir()) / name
+    if not (directory / META).is_file():
+        raise ModelStoreError(f"no stored model {name!r} in {directory.parent}")
+    files = {
+        file: (directory / file).read_bytes() for file in FILES if (directory / file).is_file()
+    }
+    return component_from_files(name, files)
+
+
+def frozen_copy(component: Component) -> tuple[dict[str, Any], dict[str, NDArray[Any]], Any]:
+    """(meta, arrays, forest) of a component without its training-only arrays."""
+    arrays = {key: value for key, value in component.arrays.items() if key not in TRAINING_ONLY}
+    return component.meta, arrays, component.forest
 
 
 @dataclass(frozen=True)

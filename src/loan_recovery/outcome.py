@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from loan_recovery.calibration import cross_fitted
+from loan_recovery.calibration import Platt, cross_fitted
 from loan_recovery.forest import fit_out_of_bag, model_version, positive_proba, score_in_chunks
 from loan_recovery.model_input import (
     KEY,
@@ -46,13 +46,15 @@ from loan_recovery.model_input import (
     read_loan_columns,
     string_column,
 )
-from loan_recovery.model_store import Fitted, out_of_bag_mask
+from loan_recovery.model_store import Component, Fitted, out_of_bag_mask
 from loan_recovery.sentinel import check_features_are_honest
 
-__all__ = ["COMPONENT", "LABEL", "TRAINED", "score_outcomes"]
+__all__ = ["COMPONENT", "FROZEN", "LABEL", "TRAINED", "score_outcomes"]
 
 LABEL = OUTCOME_LABEL
 TRAINED = "trained"
+FROZEN = "frozen"
+"""Status of scores from an approved artifact: nothing was trained in this build."""
 COMPONENT = "outcome"
 """The outcome model's name in the model store."""
 
@@ -93,6 +95,7 @@ def score_outcomes(
     sample_rows: int,
     min_resolved_loans: int,
     random_state: int,
+    frozen: Component | None = None,
 ) -> Fitted:
     """Every loan's loss_probability, is_training_row, outcome_model_version and status.
 
@@ -101,7 +104,13 @@ def score_outcomes(
     the label ``is_not_fully_recovered`` (null for open loans). Returns the
     scores and, when a model was trained, the model to keep
     (:func:`loan_recovery.model_store.keep`).
+
+    With ``frozen`` (the outcome model of an approved artifact) nothing is
+    trained and no outcome is read: the stored forest and calibration score
+    every loan, and the status is ``frozen``.
     """
+    if frozen is not None:
+        return _frozen_scores(loans, features, categories, post_outcome_columns, frozen)
     check_count("n_trees", n_trees, 1)
     check_count("sample_rows", sample_rows, 2)
     check_count("min_resolved_loans", min_resolved_loans, 2)
@@ -171,17 +180,7 @@ def score_outcomes(
         labels,
         extra={"calibration": ["platt", calibrator.slope, calibrator.intercept]},
     )
-    codes = np.zeros(book.n_rows, dtype=np.int32)
-    scores = pd.DataFrame(
-        {
-            KEY: book.loan_id,
-            "loss_probability": probabilities,
-            "is_training_row": is_training,
-            "outcome_model_version": string_column([version], codes),
-            "outcome_model_status": string_column([TRAINED], codes),
-        },
-        copy=False,
-    )
+    scores = _frame(book.loan_id, probabilities, is_training, version, TRAINED)
     meta = {
         "version": version,
         "label": LABEL,
@@ -198,3 +197,57 @@ def score_outcomes(
         "oob_mask": out_of_bag_mask(fitted.forest, len(positions)),
     }
     return Fitted(scores, ((COMPONENT, meta, arrays, fitted.forest),))
+
+
+def _frame(
+    loan_id: pd.Series,
+    probabilities: np.ndarray,
+    is_training: np.ndarray,
+    version: str,
+    status: str,
+) -> pd.DataFrame:
+    codes = np.zeros(len(loan_id), dtype=np.int32)
+    return pd.DataFrame(
+        {
+            KEY: loan_id,
+            "loss_probability": probabilities,
+            "is_training_row": is_training,
+            "outcome_model_version": string_column([version], codes),
+            "outcome_model_status": string_column([status], codes),
+        },
+        copy=False,
+    )
+
+
+def _frozen_scores(
+    loans: pd.DataFrame | pa.Table,
+    features: Sequence[str],
+    categories: Mapping[str, Sequence[str]],
+    post_outcome_columns: Sequence[str],
+    frozen: Component,
+) -> Fitted:
+    meta, forest = frozen.meta, frozen.forest
+    wanted = {name: list(levels) for name, levels in categories.items()}
+    if meta["numeric_features"] != list(features) or meta["categories"] != wanted or forest is None:
+        raise ValueError("the frozen outcome model was trained on other features; retrain it")
+    book = read_loan_columns(
+        loans,
+        features,
+        post_outcome_columns=post_outcome_columns,
+        action="score",
+        categories=categories,
+    )
+    if list(book.features) != meta["features"]:
+        raise ValueError("the frozen outcome model was trained on other features; retrain it")
+    calibrator = Platt(**meta["calibration"])
+    probabilities = np.empty(book.n_rows, dtype=np.float64)
+    score_in_chunks(
+        book.n_rows,
+        lambda start, stop: book.block(start, stop, np.float32),
+        np.ones(book.n_rows, dtype=bool),
+        lambda rows: calibrator.apply(positive_proba(forest, rows)),
+        probabilities,
+    )
+    no_training = np.zeros(book.n_rows, dtype=bool)
+    scores = _frame(book.loan_id, probabilities, no_training, meta["version"], FROZEN)
+    return Fitted(scores, ((COMPONENT, meta, {}, forest),))

@@ -176,13 +176,16 @@ def explain_scores(worked: pd.DataFrame | pa.Table) -> pd.DataFrame:
 
     # Training loans are explained by the trees that left them out (their
     # score is out of bag); every other loan by all trees.
-    trained_ids = pd.Series(component.arrays["training_ids"]).astype(str)
+    # A frozen model (from the registry) carries no training loans: all trees explain every loan.
+    trained_ids = pd.Series(component.arrays.get("training_ids", np.array([], dtype=str))).astype(
+        str
+    )
     training_row = pd.Series(np.arange(len(trained_ids)), index=trained_ids)
     oob_rows = training_row.reindex(book.loan_id.iloc[positions].astype(str)).to_numpy()
     is_training = ~np.isnan(oob_rows)
     # A training loan no tree left out (possible with very few trees) was
     # scored out of fold by forests that are not kept: all trees explain it.
-    mask = component.arrays["oob_mask"]
+    mask = component.arrays.get("oob_mask", np.zeros((0, len(forest.estimators_)), dtype=bool))
     covered = np.zeros(len(positions), dtype=bool)
     covered[is_training] = mask[oob_rows[is_training].astype(int)].any(axis=1)
     is_training &= covered

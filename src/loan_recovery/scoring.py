@@ -25,7 +25,7 @@ from loan_recovery.model_input import (
     read_loan_columns,
     string_column,
 )
-from loan_recovery.model_store import Fitted, out_of_bag_mask
+from loan_recovery.model_store import Component, Fitted, out_of_bag_mask
 
 __all__ = ["COMPONENT", "LABEL", "score_segment_risk"]
 
@@ -42,6 +42,7 @@ def score_segment_risk(
     n_trees: int,
     sample_rows: int,
     random_state: int,
+    frozen: Component | None = None,
 ) -> Fitted:
     """Every loan's out-of-sample segment_risk_score, is_training_row and segment_model_version.
 
@@ -54,7 +55,12 @@ def score_segment_risk(
     Raises ``ValueError`` for a leaky feature (post_outcome_columns or the
     label itself), missing columns, 0 rows (dbt ``build --empty``), null or
     non-finite features, a null or non-0/1 label, and a label with one class.
+
+    With ``frozen`` (the segment score of an approved artifact) nothing is
+    fitted and the label is not read: the stored forest scores every loan.
     """
+    if frozen is not None:
+        return _frozen_scores(training, features, post_outcome_columns, frozen)
     check_count("n_trees", n_trees, 1)
     check_count("sample_rows", sample_rows, 2)
     check_count("random_state", random_state, 0)
@@ -98,17 +104,7 @@ def score_segment_risk(
         sample,
         sample_labels,
     )
-    frame = pd.DataFrame(
-        {
-            KEY: book.loan_id,
-            "segment_risk_score": scores,
-            "is_training_row": is_training,
-            "segment_model_version": string_column(
-                [version], np.zeros(book.n_rows, dtype=np.int32)
-            ),
-        },
-        copy=False,
-    )
+    frame = _frame(book.loan_id, scores, is_training, version)
     meta = {
         "version": version,
         "label": LABEL,
@@ -124,3 +120,44 @@ def score_segment_risk(
         "oob_mask": out_of_bag_mask(fitted.forest, len(positions)),
     }
     return Fitted(frame, ((COMPONENT, meta, arrays, fitted.forest),))
+
+
+def _frame(
+    loan_id: pd.Series, scores: np.ndarray, is_training: np.ndarray, version: str
+) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            KEY: loan_id,
+            "segment_risk_score": scores,
+            "is_training_row": is_training,
+            "segment_model_version": string_column(
+                [version], np.zeros(len(loan_id), dtype=np.int32)
+            ),
+        },
+        copy=False,
+    )
+
+
+def _frozen_scores(
+    training: pd.DataFrame | pa.Table,
+    features: Sequence[str],
+    post_outcome_columns: Sequence[str],
+    frozen: Component,
+) -> Fitted:
+    if list(frozen.meta["features"]) != list(features) or frozen.forest is None:
+        raise ValueError("the frozen segment score was trained on other features; retrain it")
+    book = read_loan_columns(
+        training, features, post_outcome_columns=post_outcome_columns, action="score"
+    )
+    scores = np.empty(book.n_rows, dtype=np.float64)
+    forest = frozen.forest
+    score_in_chunks(
+        book.n_rows,
+        lambda start, stop: book.block(start, stop, np.float32),
+        np.ones(book.n_rows, dtype=bool),
+        lambda rows: positive_proba(forest, rows),
+        scores,
+    )
+    np.clip(scores, 0.0, 1.0, out=scores)
+    frame = _frame(book.loan_id, scores, np.zeros(book.n_rows, dtype=bool), frozen.meta["version"])
+    return Fitted(frame, ((COMPONENT, frozen.meta, {}, forest),))

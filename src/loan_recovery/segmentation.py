@@ -70,6 +70,8 @@ it.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -92,15 +94,18 @@ from loan_recovery.model_input import (
     read_loan_columns,
     string_column,
 )
+from loan_recovery.model_store import Component, Fitted
 
 __all__ = [
     "BURDEN_WEIGHT",
+    "COMPONENT",
     "DEBT_FEATURES",
     "DELINQUENCY_FEATURES",
     "HIGH_RISK_RULE",
     "INCOME_FEATURE",
     "LOAN_FEATURE",
     "TIER_THRESHOLD",
+    "SegmentModel",
     "Segmentation",
     "assign_segments",
     "high_risk_count",
@@ -136,6 +141,9 @@ LOW_RISK = "Low Default Risk"
 MEDIUM_RISK = "Medium Risk"
 HIGHER_RISK = "Higher Default Risk"
 ELEVATED_RISK = "Elevated Risk"
+
+COMPONENT = "segmentation"
+"""The segmentation's name in the model store and the registry."""
 
 CHUNK_ROWS = 1 << 18
 """Rows per block when assigning: bounds the temporary arrays to a few MB whatever the book size."""
@@ -283,8 +291,67 @@ def name_segments(
 
 
 @dataclass(frozen=True)
+class SegmentModel:
+    """A fitted segmentation: how to standardize a loan, the centroids, and what each one is.
+
+    Per KMeans cluster (row of ``centers``): its segment_id, name and
+    high-risk flag. Stored in the model store and the registry as arrays
+    and JSON, so a later book can be assigned without refitting.
+    """
+
+    features: tuple[str, ...]
+    mean: NDArray[np.float64]
+    scale: NDArray[np.float64]
+    centers: NDArray[np.float64]
+    segment_ids: NDArray[np.int64]
+    names: tuple[str, ...]
+    high_risk: NDArray[np.bool_]
+    risk_basis: str
+
+    @property
+    def version(self) -> str:
+        digest = hashlib.sha256()
+        for values in (self.mean, self.scale, self.centers, self.segment_ids, self.high_risk):
+            digest.update(np.ascontiguousarray(values).tobytes())
+        digest.update(json.dumps([self.features, self.names, self.risk_basis]).encode())
+        return digest.hexdigest()[:12]
+
+    def component(self, post_outcome_columns: Sequence[str]) -> tuple[str, dict, dict, None]:
+        """(name, meta, arrays, forest) for :func:`loan_recovery.model_store.keep`."""
+        meta = {
+            "version": self.version,
+            "features": list(self.features),
+            "names": list(self.names),
+            "risk_basis": self.risk_basis,
+            "post_outcome_columns": list(post_outcome_columns),
+        }
+        arrays = {
+            "mean": self.mean,
+            "scale": self.scale,
+            "centers": self.centers,
+            "segment_ids": self.segment_ids,
+            "high_risk": self.high_risk,
+        }
+        return COMPONENT, meta, arrays, None
+
+    @classmethod
+    def from_component(cls, component: Component) -> SegmentModel:
+        meta, arrays = component.meta, component.arrays
+        return cls(
+            features=tuple(meta["features"]),
+            mean=arrays["mean"],
+            scale=arrays["scale"],
+            centers=arrays["centers"],
+            segment_ids=arrays["segment_ids"],
+            names=tuple(meta["names"]),
+            high_risk=arrays["high_risk"],
+            risk_basis=meta["risk_basis"],
+        )
+
+
+@dataclass(frozen=True)
 class Segmentation:
-    """A segmented book: one row per loan, and one profile row per segment.
+    """A segmented book: one row per loan, one profile row per segment, and the fitted model.
 
     ``profile`` columns: segment_id, segment_name, is_high_risk, risk_basis,
     size (loans assigned), resolved (of them), loss_rate (NaN without
@@ -294,6 +361,7 @@ class Segmentation:
 
     assignments: pd.DataFrame
     profile: pd.DataFrame
+    model: SegmentModel
 
 
 def _nearest_centroid(
@@ -404,22 +472,18 @@ def segment_loans(
             book_loss_rate = float(losses.sum() / resolved_counts.sum())
     named = name_segments(centroids, loss_rates, book_loss_rate)
 
-    # KMeans label -> 0-based segment id for every loan; drop the labels to cap peak memory.
-    codes = (named["segment_id"].to_numpy() - 1).astype(np.int32)[labels]
-    del labels
-    by_id = named.sort_values("segment_id")
-    assignments = pd.DataFrame(
-        {
-            KEY: book.loan_id,
-            "segment_id": np.add(codes, 1, dtype=np.int64),
-            "segment_name": string_column(by_id["segment_name"].tolist(), codes),
-            "is_high_risk": by_id["is_high_risk"].to_numpy(dtype=bool)[codes],
-            "risk_basis": string_column(
-                [str(named["risk_basis"].iloc[0])], np.zeros(len(codes), dtype=np.int32)
-            ),
-        },
-        copy=False,
+    model = SegmentModel(
+        features=book.features,
+        mean=scaler.mean_,
+        scale=scaler.scale_,
+        centers=kmeans.cluster_centers_,
+        segment_ids=named["segment_id"].to_numpy(dtype=np.int64),
+        names=tuple(named["segment_name"]),
+        high_risk=named["is_high_risk"].to_numpy(dtype=bool),
+        risk_basis=str(named["risk_basis"].iloc[0]),
     )
+    assignments = _assignments(book, model, labels)
+    del labels
     profile = named.assign(size=sizes.astype(np.int64), resolved=resolved_counts)[
         [
             "segment_id",
@@ -436,7 +500,28 @@ def segment_loans(
         ]
     ]
     profile = profile.sort_values("segment_id").reset_index(drop=True)
-    return Segmentation(assignments=assignments, profile=profile)
+    return Segmentation(assignments=assignments, profile=profile, model=model)
+
+
+def _assignments(
+    book: LoanColumns, model: SegmentModel, labels: NDArray[np.int32] | None = None
+) -> pd.DataFrame:
+    """Every loan's segment from its nearest centroid (``labels`` when already known)."""
+    if labels is None:
+        labels = _nearest_centroid(book, model.mean, model.scale, model.centers)
+    # KMeans label -> 0-based segment id for every loan.
+    codes = (model.segment_ids - 1).astype(np.int32)[labels]
+    order = np.argsort(model.segment_ids)
+    return pd.DataFrame(
+        {
+            KEY: book.loan_id,
+            "segment_id": np.add(codes, 1, dtype=np.int64),
+            "segment_name": string_column([model.names[i] for i in order], codes),
+            "is_high_risk": model.high_risk[order][codes],
+            "risk_basis": string_column([model.risk_basis], np.zeros(len(codes), dtype=np.int32)),
+        },
+        copy=False,
+    )
 
 
 def assign_segments(
@@ -447,32 +532,41 @@ def assign_segments(
     n_segments: int,
     sample_rows: int,
     random_state: int,
-) -> pd.DataFrame:
-    """Assign every loan a segment: columns loan_id, segment_id, segment_name, is_high_risk.
+    frozen: Component | None = None,
+) -> Fitted:
+    """Every loan's segment: loan_id, segment_id, segment_name, is_high_risk, risk_basis.
 
     Method: ``StandardScaler`` and ``KMeans(n_segments, n_init=10)`` fitted on
     the book, or on a deterministic sample of ``sample_rows`` loans chosen by
     hashed loan id when the book is larger (KMeans cost grows with rows; on a
     1M-loan book a 50k-row fit assigns 99.3% of loans as a 200k-row fit does);
-    every loan is then
-    assigned to its nearest centroid in chunks. The clusters are profiled and
-    their ids, names and high-risk flags follow from the profiles (module
-    docstring), so they do not depend on KMeans' arbitrary numbering.
+    every loan is then assigned to its nearest centroid in chunks. The
+    clusters are profiled and their ids, names and high-risk flags follow
+    from the profiles and outcomes (module docstring), so they do not depend
+    on KMeans' arbitrary numbering.
 
-    High risk: ``HIGH_RISK_RULE``, the ``n_segments // 2`` segments with the
-    highest risk index (for 4 segments, the two worst, as in the original
-    analysis; at least one, never all).
+    With ``frozen`` (an approved model from the registry) nothing is fitted:
+    the stored scaler, centroids and names assign every loan.
 
     Raises ``ValueError`` with a readable message for a leaky feature
     (post_outcome_columns), missing columns, 0 rows (dbt ``build --empty``),
     fewer loans than segments, ``n_segments < 2`` and null or non-finite
     feature values.
     """
-    return segment_loans(
+    if frozen is not None:
+        model = SegmentModel.from_component(frozen)
+        if list(model.features) != list(features):
+            raise ValueError("the frozen segmentation was fitted on other features; retrain it")
+        book = read_loan_columns(
+            loans, features, post_outcome_columns=post_outcome_columns, action="segment"
+        )
+        return Fitted(_assignments(book, model), (model.component(post_outcome_columns),))
+    segmentation = segment_loans(
         loans,
         features,
         post_outcome_columns=post_outcome_columns,
         n_segments=n_segments,
         sample_rows=sample_rows,
         random_state=random_state,
-    ).assignments
+    )
+    return Fitted(segmentation.assignments, (segmentation.model.component(post_outcome_columns),))

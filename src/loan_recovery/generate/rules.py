@@ -58,7 +58,7 @@ Generating rules, applied to every loan:
     income (before loan sizes are drawn, so loans shrink with it) and
     ``delinquency_shift`` is added to the delinquency propensity (rule 6), so
     more payments are missed and days past due grow, and recovery worsens
-    through rule 10. :data:`DRIFTED` (incomes 30 % lower, propensity +0.8)
+    through rule 10. :data:`DRIFTED` (incomes 30 % lower, propensity +1.3)
     is the documented drifted population (``loan-recovery generate --drift``).
 """
 
@@ -84,7 +84,7 @@ class Population:
 
 
 BASE = Population()
-DRIFTED = Population(income_scale=0.7, delinquency_shift=0.8)
+DRIFTED = Population(income_scale=0.7, delinquency_shift=1.3)
 
 # --- distributions (category values come from dbt_project.yml; only weights live here) ---
 

@@ -1,0 +1,218 @@
+"""Population bins for drift monitoring: the training population's, and this book's.
+
+A model scores a new book well only while the book looks like the loans it
+learned from. The population stability index (PSI) measures that per
+variable: bin the training population, then compare the share of the new
+book in each bin with the training share. The PSI itself, and its classes,
+are SQL (model ``model_monitoring``); this module only draws the bins,
+because the bins must travel with the model: a frozen model's book is
+compared with the bins stored in its artifact, never with bins redrawn on
+the new book (which would hide the shift).
+
+* The training population is the outcome model's training loans (the
+  resolved loans it was fitted on), or every loan when the outcome model
+  did not train.
+* A number (feature or score) gets ``N_BINS`` quantile bins of the training
+  population: edges at its deciles, duplicates dropped (a feature that is 0
+  for most loans gets fewer bins, not empty ones). A loan at an edge falls in
+  the lower bin.
+* A category gets one bin per known value and one for anything else.
+* Scores are compared as the model produces them for loans it never saw:
+  the training loans' scores are out of bag, like a new loan's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+from numpy.typing import NDArray
+
+from loan_recovery.model_input import column_series
+from loan_recovery.model_store import Component, Fitted
+
+__all__ = ["COMPONENT", "N_BINS", "Variable", "monitor_population", "population_bins"]
+
+COMPONENT = "monitoring"
+"""The training population's bins in the model store and the registry."""
+N_BINS = 10
+OTHER = "other"
+"""The bin of a category value the model does not know."""
+POPULATION = "is_outcome_training_row"
+"""The column that marks the training population."""
+
+
+@dataclass(frozen=True)
+class Variable:
+    """One monitored variable: its bins over the training population and their shares."""
+
+    name: str
+    kind: str
+    """'feature', 'category' or 'score'."""
+    edges: tuple[float, ...]
+    """Upper edges of all bins but the last (numbers); empty for a category."""
+    levels: tuple[str, ...]
+    """Known values (categories); the last bin is everything else."""
+    shares: tuple[float, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "edges": list(self.edges),
+            "levels": list(self.levels),
+            "shares": list(self.shares),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Variable:
+        return cls(
+            name=str(data["name"]),
+            kind=str(data["kind"]),
+            edges=tuple(float(edge) for edge in data["edges"]),
+            levels=tuple(str(level) for level in data["levels"]),
+            shares=tuple(float(share) for share in data["shares"]),
+        )
+
+
+def _number_counts(values: NDArray[np.float64], edges: Sequence[float]) -> NDArray[np.int64]:
+    finite = values[np.isfinite(values)]
+    bins = np.searchsorted(np.asarray(edges, dtype=np.float64), finite, side="left")
+    return np.bincount(bins, minlength=len(edges) + 1).astype(np.int64)
+
+
+def _category_codes(table: pa.Table, name: str, levels: Sequence[str]) -> NDArray[np.int64]:
+    column = pc.cast(table.column(name), pa.string())
+    codes = pc.index_in(column, value_set=pa.array(list(levels), pa.string()))
+    return pc.fill_null(codes, len(levels)).to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+def _shares(counts: NDArray[np.int64]) -> tuple[float, ...]:
+    total = int(counts.sum())
+    return tuple(float(count) / total for count in counts) if total else tuple(0.0 for _ in counts)
+
+
+def _reference(
+    table: pa.Table,
+    population: NDArray[np.bool_],
+    numeric: Sequence[str],
+    categories: Mapping[str, Sequence[str]],
+    scores: Sequence[str],
+) -> list[Variable]:
+    variables = []
+    for kind, names in (("feature", numeric), ("score", scores)):
+        for name in names:
+            values = column_series(table, name).to_numpy(dtype=np.float64, na_value=np.nan)
+            values = values[population]
+            finite = values[np.isfinite(values)]
+            if finite.size == 0:
+                continue  # a score the build did not produce (the outcome model fell back)
+            edges = np.unique(np.quantile(finite, np.arange(1, N_BINS) / N_BINS))
+            counts = _number_counts(finite, edges)
+            variables.append(Variable(name, kind, tuple(map(float, edges)), (), _shares(counts)))
+    for name, levels in categories.items():
+        codes = _category_codes(table, name, levels)[population]
+        counts = np.bincount(codes, minlength=len(levels) + 1)
+        variables.append(Variable(name, "category", (), tuple(levels), _shares(counts)))
+    return variables
+
+
+def _labels(variable: Variable) -> tuple[list[str], list[float | None], list[float | None]]:
+    if variable.kind == "category":
+        labels = [*variable.levels, OTHER]
+        return labels, [None] * len(labels), [None] * len(labels)
+    edges = list(variable.edges)
+    lower: list[float | None] = [None, *edges]
+    upper: list[float | None] = [*edges, None]
+    labels = [
+        f"<= {high:g}"
+        if low is None
+        else (f"> {low:g}" if high is None else f"({low:g}, {high:g}]")
+        for low, high in zip(lower, upper, strict=True)
+    ]
+    return labels, lower, upper
+
+
+def population_bins(table: pa.Table, variables: Sequence[Variable]) -> pd.DataFrame:
+    """One row per variable and bin: the training share and this book's share and count."""
+    rows: dict[str, list[Any]] = {
+        "variable": [],
+        "variable_kind": [],
+        "bin_index": [],
+        "bin_label": [],
+        "lower_edge": [],
+        "upper_edge": [],
+        "expected_share": [],
+        "actual_share": [],
+        "actual_loans": [],
+    }
+    for variable in variables:
+        if variable.kind == "category":
+            counts = np.bincount(
+                _category_codes(table, variable.name, variable.levels),
+                minlength=len(variable.levels) + 1,
+            )
+        else:
+            values = column_series(table, variable.name).to_numpy(dtype=np.float64, na_value=np.nan)
+            counts = _number_counts(values, variable.edges)
+        labels, lower, upper = _labels(variable)
+        actual = _shares(counts)
+        for index, label in enumerate(labels):
+            rows["variable"].append(variable.name)
+            rows["variable_kind"].append(variable.kind)
+            rows["bin_index"].append(index)
+            rows["bin_label"].append(label)
+            rows["lower_edge"].append(lower[index])
+            rows["upper_edge"].append(upper[index])
+            rows["expected_share"].append(variable.shares[index])
+            rows["actual_share"].append(actual[index])
+            rows["actual_loans"].append(int(counts[index]))
+    frame = pd.DataFrame(rows)
+    for column in ("lower_edge", "upper_edge", "expected_share", "actual_share"):
+        frame[column] = frame[column].astype("float64")
+    frame["bin_index"] = frame["bin_index"].astype("int64")
+    frame["actual_loans"] = frame["actual_loans"].astype("int64")
+    return frame
+
+
+def _component(variables: Sequence[Variable], population_rows: int) -> tuple[str, dict, dict, None]:
+    described = [variable.to_json() for variable in variables]
+    version = hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()[:12]
+    meta = {"version": version, "population_rows": population_rows, "variables": described}
+    return COMPONENT, meta, {}, None
+
+
+def monitor_population(
+    loans: pa.Table,
+    numeric: Sequence[str],
+    *,
+    categories: Mapping[str, Sequence[str]],
+    scores: Sequence[str],
+    frozen: Component | None = None,
+) -> Fitted:
+    """This book's share of loans in each training-population bin, for every model variable.
+
+    ``loans`` holds every scored loan: the ``numeric`` features, the
+    ``categories`` columns, the ``scores`` and ``is_outcome_training_row``.
+    Without ``frozen`` the bins are drawn on this build's training
+    population and kept in the model store (the registry copies them); with
+    ``frozen`` (an artifact's monitoring component) the stored bins are used.
+    """
+    if loans.num_rows == 0:
+        raise ValueError("no loans to monitor: the input has 0 rows")
+    if frozen is not None:
+        variables = [Variable.from_json(data) for data in frozen.meta["variables"]]
+        return Fitted(population_bins(loans, variables), ((COMPONENT, frozen.meta, {}, None),))
+    population = column_series(loans, POPULATION).to_numpy(dtype=bool, na_value=False)
+    if not population.any():
+        population = np.ones(loans.num_rows, dtype=bool)
+    variables = _reference(loans, population, numeric, categories, scores)
+    component = _component(variables, int(population.sum()))
+    return Fitted(population_bins(loans, variables), (component,))
