@@ -31,3 +31,12 @@
     from {{ model }}
     where not coalesce({{ expression }}, false)
 {% endtest %}
+
+
+{#- Combinations of columns that occur more than once (a NULL counts as a value). -#}
+{% test unique_combination(model, columns) %}
+    select {{ columns | join(', ') }}, count(*) as occurrences
+    from {{ model }}
+    group by {{ columns | join(', ') }}
+    having count(*) > 1
+{% endtest %}

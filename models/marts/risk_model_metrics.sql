@@ -8,6 +8,12 @@ scored_loans as (
 
 ),
 
+settings as (
+
+    select * from {{ ref('run_settings') }}
+
+),
+
 resolved as (
 
     select
@@ -136,7 +142,7 @@ models as (
         'segment' as score_name,
         count(*) filter (where is_segment_training_row) as training_rows,
         any_value(segment_model_version) as model_version,
-        'trained' as model_status
+        case when (select settings.model_version from settings) = '' then 'trained' else 'frozen' end as model_status
     from scored_loans
 
 ),
@@ -176,10 +182,12 @@ final as (
         models.training_rows,
         models.model_version,
         models.model_status,
+        nullif(settings.model_version, '') as model_artifact,
         -- plain TIMESTAMP in UTC: DuckDB 1.x Python clients need pytz for TIMESTAMPTZ
         timezone('UTC', current_timestamp) as built_at
     from descriptions
     cross join in_use
+    cross join settings
     left join outcome_metrics on descriptions.score_name = outcome_metrics.score_group
     left join label_metrics on descriptions.score_name = label_metrics.score_group
     left join models on descriptions.score_name = models.score_name

@@ -20,7 +20,9 @@ final as (
         cast({{ var('scoring_trees') }} as integer) as scoring_trees,
         cast({{ var('outcome_sample_rows') }} as bigint) as outcome_sample_rows,
         cast({{ var('outcome_trees') }} as integer) as outcome_trees,
-        cast({{ var('random_state') }} as bigint) as random_state
+        cast({{ var('random_state') }} as bigint) as random_state,
+        -- empty: this build trained its models; else the artifact it scored with
+        {{ sql_string(var('model_version')) }} as model_version
 
 )
 
