@@ -22,6 +22,7 @@ ANALYST_TABLES = {
     "collection_work_queue",
     "model_fairness",
     "model_gains",
+    "model_monitoring",
     "reason_code_catalog",
     "strategy_policy_comparison",
     "loan_book_quality",
@@ -190,7 +191,12 @@ def test_docs_generate_documents_marts_and_business_rules(
     strategies = manifest["nodes"]["model.loan_recovery.recovery_strategies"]
     assert "settlement_threshold up to and including legal_threshold" in strategies["description"]
     exposures = {exposure["name"] for exposure in manifest["exposures"].values()}
-    assert exposures == {"loan_recovery_report", "bi_dashboards", "collection_work_queue_export"}
+    assert exposures == {
+        "loan_recovery_report",
+        "bi_dashboards",
+        "collection_work_queue_export",
+        "model_validation",
+    }
 
 
 def test_the_same_book_shuffled_gives_identical_segments_and_scores(tmp_path: Path) -> None:

@@ -680,7 +680,7 @@ def test_header_without_build_info_gives_the_marts_facts_and_says_so(
         connection,
         "select (select count(*) from staging.stg_loans), "
         "(select count(*) from main.quarantined_loans), "
-        "strftime(built_at, '%Y-%m-%d %H:%M:%S') || ' UTC', model_version, "
+        "strftime(built_at, '%Y-%m-%d %H:%M:%S') || ' UTC', risk_model_metrics.model_version, "
         "legal_threshold, settlement_threshold "
         "from main.risk_model_metrics, main.run_settings where is_score_in_use",
     )
@@ -728,6 +728,8 @@ def describing(connection: duckdb.DuckDBPyConnection, **overrides: Any) -> Build
         rows_clean=clean,
         rows_quarantined=quarantined,
         model_version=model_version,
+        model_mode="trained",
+        model_artifact=None,
         project_version="0.1.0",
         git_commit=None,
         dbt_version=None,

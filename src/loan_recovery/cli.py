@@ -134,6 +134,7 @@ def _build(args: argparse.Namespace) -> int:
                 served=served,
                 settings=settings,
                 loans_path_var=loans_path,
+                model=args.model,
                 announce=lambda text: print(text, flush=True),
             )
     except BuildError as failure:
@@ -147,6 +148,18 @@ def _build(args: argparse.Namespace) -> int:
     )
     used, fallback = report.score
     print(f"  strategy score: {used}" + (f" ({fallback})" if fallback else ""))
+    if info.model_mode == "frozen":
+        print(f"  scored with frozen model {info.model_artifact}: nothing trained")
+    elif info.model_artifact:
+        print(
+            f"  trained models saved as {info.model_artifact} "
+            f"(loan-recovery models approve {info.model_artifact})"
+        )
+    for shift in report.shifts:
+        print(
+            f"  drift: {shift.variable} ({shift.variable_kind}) PSI {shift.psi:.3f}, "
+            f"{shift.stability}; most moved: {shift.most_shifted_bin} (model_monitoring)"
+        )
     for finding, column, value, count in report.quality:
         if finding == "unknown_category_value":
             print(f"  kept {count} loans with an unknown {column} '{value}' (loan_book_quality)")
@@ -176,6 +189,44 @@ def _rollback(args: argparse.Namespace) -> int:
             f"  build {result.replaced_build} kept as {ServedPaths(served).previous} "
             "(rollback again to return to it)"
         )
+    return EXIT_OK
+
+
+def _models(args: argparse.Namespace) -> int:
+    from loan_recovery.build_info import utc_now
+    from loan_recovery.registry import RegistryError, approve, list_models, registry_dir
+    from loan_recovery.serving import served_path
+
+    registry = registry_dir(served_path(args.db))
+    command = f"models {args.action}"
+    try:
+        if args.action == "approve":
+            artifact = approve(
+                args.version, registry, approved_at=f"{utc_now():%Y-%m-%dT%H:%M:%SZ}"
+            )
+            print(f"approved model {artifact.version} in {registry}")
+            print("  loan-recovery build --model approved scores with it")
+            return EXIT_OK
+        listed = list_models(registry)
+    except RegistryError as error:
+        return _fail(command, str(error), EXIT_BAD_INPUT)
+    except OSError as error:
+        from loan_recovery.serving.errors import os_error_reason
+
+        return _fail(command, os_error_reason(error), EXIT_FAILED)
+    if not listed:
+        print(f"no models in the registry {registry}: a `loan-recovery build` saves them")
+        return EXIT_OK
+    print(f"registry {registry}")
+    print(f"{'version':<12}  {'created (UTC)':<20}  {'training rows':>13}  {'AUC':>6}  approved")
+    for row in listed:
+        auc = f"{row.roc_auc:.3f}" if row.roc_auc is not None else "-"
+        rows = f"{row.training_rows:,}" if row.training_rows is not None else "-"
+        line = (
+            f"{row.version:<12}  {row.created_at or '-':<20}  {rows:>13}  {auc:>6}  "
+            f"{'yes' if row.is_approved else ''}"
+        )
+        print(line.rstrip() + (f"  UNUSABLE: {row.problem}" if row.problem else ""))
     return EXIT_OK
 
 
@@ -231,7 +282,23 @@ def build_parser() -> argparse.ArgumentParser:
         "--db", help="served DuckDB file (default: $LOAN_RECOVERY_DB, else loan_recovery.duckdb)"
     )
     build.add_argument("--vars", help="per-run settings as YAML, e.g. '{legal_threshold: 0.8}'")
+    build.add_argument(
+        "--model",
+        help="score with this registry version (or 'approved') and train nothing",
+    )
     build.set_defaults(handler=_build)
+
+    models = commands.add_parser(
+        "models", help="the model registry: list the saved models, approve one"
+    )
+    models.add_argument(
+        "--db", help="served DuckDB file whose registry to use (default as for build)"
+    )
+    actions = models.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    actions.add_parser("list", help="every saved model: version, created, training rows, AUC")
+    approving = actions.add_parser("approve", help="approve a version: --model approved uses it")
+    approving.add_argument("version", help="a version as `models list` prints it")
+    models.set_defaults(handler=_models)
 
     rollback = commands.add_parser(
         "rollback", help="serve the previous build again (atomically); run twice to roll forward"

@@ -96,6 +96,11 @@ def score_facts(data: ReportData) -> tuple[Sourced[str], Sourced[str], list[str]
             f"The outcome model fell back ({fallback}): "
             f"the strategy used {SCORE_WORDS.get(in_use, in_use)}"
         )
+    elif outcome.get("model_status") == "frozen":
+        outcome_text = (
+            f"frozen: scored with registry artifact {outcome.get('model_artifact')} "
+            f"(outcome model {outcome['model_version']}); nothing trained on this book"
+        )
     else:
         outcome_text = (
             f"trained on {int(outcome['training_rows']):,} resolved loans, "

@@ -110,7 +110,7 @@ def model_card_sentence(scores: Mapping[str, Mapping[str, Any]]) -> str:
         if name in ("segment", "days_past_due") and present(row.get("roc_auc"))
     ]
     parts = []
-    if present(outcome.get("roc_auc")) and outcome.get("model_status") == "trained":
+    if present(outcome.get("roc_auc")) and outcome.get("model_status") in ("trained", "frozen"):
         parts.append(_outcome_words(outcome, ranked))
     else:
         reason = str(outcome.get("model_status") or "no outcome row").removeprefix("fallback: ")

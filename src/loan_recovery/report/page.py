@@ -4,8 +4,8 @@
 each entry carries the question the chart answers (the README's report table
 lists the same questions, and a test holds the page to it) and the part of
 the page it belongs to (the loan book; segments, scores and strategies;
-decisions). Adding a chart: write its function in ``book_charts``,
-``model_charts``, ``model_card`` or ``decision_charts``, then add one
+decisions; monitoring). Adding a chart: write its function in ``book_charts``,
+``model_charts``, ``model_card``, ``decision_charts`` or ``monitoring_charts``, then add one
 :class:`Chart` here.
 
 The page is self-contained: plotly.js is embedded once in the head and every
@@ -24,7 +24,13 @@ import plotly.io as pio
 from plotly.offline import get_plotlyjs
 
 from loan_recovery.config import project_dir
-from loan_recovery.report import book_charts, decision_charts, model_card, model_charts
+from loan_recovery.report import (
+    book_charts,
+    decision_charts,
+    model_card,
+    model_charts,
+    monitoring_charts,
+)
 from loan_recovery.report.facts import BuildFacts, build_facts, header_rows
 from loan_recovery.report.queries import SAMPLE_ROWS, ReportData, connect, read_report_data
 
@@ -42,6 +48,7 @@ class Chart:
 
 MODELS = "Segments, scores and strategies"
 DECISIONS = "Decisions"
+MONITORING = "Model monitoring"
 
 
 CHARTS: tuple[Chart, ...] = (
@@ -138,6 +145,13 @@ CHARTS: tuple[Chart, ...] = (
         "Could each strategy take the loans the thresholds sent, and how many were moved down?",
         decision_charts.capacity_figure,
         DECISIONS,
+    ),
+    Chart(
+        "drift",
+        "Population stability",
+        "Has this book drifted from the loans the model learned on, and in which variables?",
+        monitoring_charts.drift_figure,
+        MONITORING,
     ),
 )
 

@@ -75,6 +75,7 @@ class ReportData:
     reason_codes: pd.DataFrame
     reason_catalog: pd.DataFrame
     capacity: pd.DataFrame
+    monitoring: pd.DataFrame
 
     @property
     def legal_threshold(self) -> float:
@@ -102,7 +103,7 @@ class ReportData:
         if status is None or pd.isna(status):
             return "no outcome row in risk_model_metrics"
         status = str(status)
-        return None if status == "trained" else status.removeprefix("fallback: ")
+        return None if status in ("trained", "frozen") else status.removeprefix("fallback: ")
 
     @property
     def built_at(self) -> Any:
@@ -348,4 +349,5 @@ def read_report_data(
             "order by reason_code"
         ).df(),
         capacity=_capacity(connection),
+        monitoring=connection.execute("select * from main.model_monitoring order by variable").df(),
     )

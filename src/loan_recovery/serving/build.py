@@ -8,8 +8,10 @@ and verified there, and only then is it swapped in
 served file as it was.
 
 Steps, as named in failure summaries: ``settings`` (--vars), ``db`` (the
-served file may be replaced), ``lock``, ``input``, ``dbt``, ``finalize``,
-``verify``, ``publish`` (and ``rollback``).
+served file may be replaced), ``lock``, ``input``, ``model`` (a frozen
+model is verified), ``dbt``, ``register`` (a training build's models are
+saved in the registry), ``finalize``, ``verify``, ``publish`` (and
+``rollback``).
 """
 
 from __future__ import annotations
@@ -28,6 +30,18 @@ import loan_recovery
 from loan_recovery.build_info import BuildInfo, utc_now
 from loan_recovery.config import project_dir
 from loan_recovery.serving import finalize as finalizing
+from loan_recovery.serving.artifacts import (
+    FROZEN,
+    MODEL_VERSION,
+    TRAINED,
+    Shift,
+    describe_timings,
+    model_timings,
+    register_trained_models,
+    requested_model,
+    shifted_variables,
+    stage_frozen_model,
+)
 from loan_recovery.serving.dbt_run import DbtRun, dbt_command, run_dbt
 from loan_recovery.serving.errors import (
     EXIT_BAD_INPUT,
@@ -70,6 +84,8 @@ class BuildReport:
     quality: list[tuple[str, str, str | None, int]] = field(default_factory=list)
     score: tuple[str, str | None] = ("", None)
     """The score that drove the strategy, and why the outcome model fell back (None: it did not)."""
+    shifts: list[Shift] = field(default_factory=list)
+    """Model variables whose population moved (model_monitoring rows not stable)."""
 
 
 class _StepLog:
@@ -115,10 +131,14 @@ def build(
     served: Path,
     settings: Mapping[str, Any] | None = None,
     loans_path_var: str | None = None,
+    model: str | None = None,
     project: Path | None = None,
     announce: Callable[[str], None] | None = None,
 ) -> BuildReport:
     """Build into a new file, finalize and verify it, then publish it atomically.
+
+    ``model`` (a registry version, or 'approved') scores the book with that
+    artifact and trains nothing.
 
     Raises :class:`BuildError` (with the step, a one-line reason and the log)
     on any failure; the served file is then exactly as it was.
@@ -142,7 +162,9 @@ def build(
             if announce:
                 announce(f"building {build_id} (logs in {build_dir.logs})")
             source = _loan_book_path(loans, loans_path_var, root)
-            return _build_steps(log, build_id, started_at, build_dir, paths, root, source, settings)
+            return _build_steps(
+                log, build_id, started_at, build_dir, paths, root, source, settings, model
+            )
         except BuildError as failure:
             failure.log = failure.log or log.path
             log.write(f"FAILED at {failure.step}: {failure.reason}")
@@ -199,6 +221,7 @@ def _describe(
     sample_bytes: int,
     root: Path,
     run: DbtRun,
+    models: tuple[str, str | None],
 ) -> Callable[[duckdb.DuckDBPyConnection], BuildInfo]:
     def describe(connection: duckdb.DuckDBPyConnection) -> BuildInfo:
         counts = finalizing.row_counts(connection)
@@ -217,6 +240,8 @@ def _describe(
                 connection,
                 "select model_version from main.risk_model_metrics where is_score_in_use",
             ),
+            model_mode=models[0],
+            model_artifact=models[1],
             project_version=loan_recovery.__version__,
             git_commit=git_commit(root),
             dbt_version=((run.results or {}).get("metadata") or {}).get("dbt_version"),
@@ -235,8 +260,10 @@ def _build_steps(
     root: Path,
     source: Path | None,
     settings: Mapping[str, Any] | None,
+    model: str | None,
 ) -> BuildReport:
     settings = {key: value for key, value in (settings or {}).items() if key != LOANS_PATH}
+    wanted = requested_model(model, settings)
     log.enter("input")
     loans = open_loan_book(source) if source is not None else None
     try:
@@ -252,9 +279,17 @@ def _build_steps(
             f"({loans.size if loans else sample[1]} bytes)"
         )
 
+        frozen = None
+        if wanted is not None:
+            log.enter("model", wanted)
+            frozen = stage_frozen_model(wanted, paths.served, build_dir)
+            settings[MODEL_VERSION] = frozen
+            log.write(f"scoring with frozen model {frozen}: nothing is trained in this build")
+
         log.enter("dbt", " ".join(dbt_command(build_dir, root, settings, loans)[0]))
         run = run_dbt(build_dir, root, settings, loans)
         log.write(f"dbt exited with {run.returncode}")
+        log.write(f"model times: {describe_timings(model_timings(run.results))}")
         if run.returncode != 0:
             failure = summarize_dbt_failure(run, loans, paths.served.parent)
             quarantined = quarantine_summary(build_dir.database, label)
@@ -275,12 +310,31 @@ def _build_steps(
                 exit_code=EXIT_BAD_INPUT,
             )
 
+        artifact = frozen
+        if frozen is None:
+            log.enter("register")
+            artifact = register_trained_models(
+                build_dir,
+                paths.served,
+                source={
+                    "build_id": build_id,
+                    "input_file": str(input_file),
+                    "input_sha256": loans.sha256 if loans else sample[0],
+                },
+            )
+            log.write(
+                f"saved the trained models as {artifact} in the registry"
+                if artifact
+                else "not saved in the registry: the outcome model fell back"
+            )
+        models = (TRAINED if frozen is None else FROZEN, artifact)
+
         log.enter("finalize")
         storage_version = finalizing.storage_compatibility_version(root)
         info = finalizing.finalize(
             build_dir.database,
             storage_version=storage_version,
-            describe=_describe(build_id, started_at, input_file, loans, *sample, root, run),
+            describe=_describe(build_id, started_at, input_file, loans, *sample, root, run, models),
         )
     finally:
         if loans is not None:
@@ -311,6 +365,7 @@ def _build_steps(
         warnings_of(run.results),
         quality_findings(paths.served),
         score_in_use(paths.served),
+        shifted_variables(paths.served),
     )
 
 
@@ -336,7 +391,7 @@ def score_in_use(database: Path) -> tuple[str, str | None]:
             connection,
             "select model_status from main.risk_model_metrics where score_name = 'outcome'",
         )
-    return str(used), (None if status == "trained" else str(status))
+    return str(used), (None if status in (TRAINED, FROZEN) else str(status))
 
 
 def rollback(served: Path, project: Path | None = None) -> RollbackResult:

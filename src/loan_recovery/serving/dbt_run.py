@@ -26,6 +26,7 @@ from typing import Any
 
 from loan_recovery.config import DB_PATH_ENV
 from loan_recovery.model_store import MODEL_DIR_ENV
+from loan_recovery.registry import REGISTRY_ENV
 from loan_recovery.serving.loan_book import LoanBook
 from loan_recovery.serving.paths import BuildDir
 from loan_recovery.serving.pause import pause_point, wants_pause
@@ -78,6 +79,9 @@ def dbt_command(
         {
             DB_PATH_ENV: str(build_dir.database),
             MODEL_DIR_ENV: str(build_dir.models),
+            # A frozen build reads the artifact from its own verified copy;
+            # a training build reads none (its model_version is empty).
+            REGISTRY_ENV: str(build_dir.registry),
             "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
         }
     )

@@ -107,6 +107,11 @@ class BuildDir:
         return self.root / "models"
 
     @property
+    def registry(self) -> Path:
+        """A frozen build's copy of the verified artifact, the only one its dbt reads."""
+        return self.root / "registry"
+
+    @property
     def logs(self) -> Path:
         return self.root / "logs"
 

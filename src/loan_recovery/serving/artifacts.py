@@ -1,0 +1,153 @@
+"""What ``loan-recovery build`` does with the model registry, before and after dbt.
+
+Before dbt (step ``model``): ``--model VERSION|approved`` (or a
+``model_version`` in --vars) is resolved and verified, and the verified
+bytes are copied into the build's directory; dbt's Python models read
+only that copy. A refused artifact stops the build in one line, before
+anything is built, so nothing is published.
+
+After a training build is verified (step ``register``): its fitted models
+are saved as one artifact in the registry, with the model card it earned
+on this book. A build whose outcome model fell back is not saved: there is
+no outcome model to approve.
+
+Also here: the shifted variables of the served build's ``model_monitoring``
+and the per-model times of dbt's run, for the command's summary and the log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from loan_recovery.build_info import utc_now
+from loan_recovery.config import reference
+from loan_recovery.registry import (
+    APPROVED,
+    VERSION,
+    RegistryError,
+    model_facts,
+    register,
+    registry_dir,
+    resolve,
+)
+from loan_recovery.serving.errors import EXIT_BAD_INPUT, EXIT_USAGE, BuildError
+from loan_recovery.serving.paths import BuildDir
+
+MODEL_VERSION = "model_version"
+"""The var that names the artifact a build scores with (empty: train)."""
+TRAINED = "trained"
+FROZEN = "frozen"
+
+
+@dataclass(frozen=True)
+class Shift:
+    """A model variable whose population moved: a row of model_monitoring."""
+
+    variable: str
+    variable_kind: str
+    psi: float
+    stability: str
+    most_shifted_bin: str
+
+
+def requested_model(model: str | None, settings: Mapping[str, Any]) -> str | None:
+    """The artifact asked for: ``--model``, else a non-empty model_version in --vars.
+
+    Either must be a version or 'approved' (--vars: a version); anything
+    else is a usage error before the build starts.
+    """
+    given = settings.get(MODEL_VERSION) or None
+    if model is not None and given is not None:
+        raise BuildError(
+            "settings",
+            "give the model once: --model or model_version in --vars",
+            exit_code=EXIT_USAGE,
+        )
+    wanted = model if model is not None else given
+    if wanted is not None and wanted != APPROVED and not VERSION.match(str(wanted)):
+        raise BuildError(
+            "settings",
+            f"model {wanted!r} is not a version: expected 12 hex digits as "
+            "`loan-recovery models list` prints them, or 'approved'",
+            exit_code=EXIT_USAGE,
+        )
+    return wanted
+
+
+def stage_frozen_model(model: str, served: Path, build_dir: BuildDir) -> str:
+    """Verify the artifact ``model`` names and copy it into the build; returns its version."""
+    registry = registry_dir(served)
+    try:
+        artifact = resolve(model, registry, model_facts(reference()))
+    except RegistryError as error:
+        raise BuildError("model", str(error), exit_code=EXIT_BAD_INPUT) from None
+    artifact.copy_to(build_dir.registry)
+    return artifact.version
+
+
+def _model_card(database: Path) -> list[dict[str, Any]]:
+    with duckdb.connect(str(database), read_only=True) as connection:
+        cursor = connection.execute(
+            "select score_name, evaluated_loans, base_rate, roc_auc, roc_auc_ci_low, "
+            "roc_auc_ci_high, brier_score, expected_calibration_error, training_rows, "
+            "model_version, model_status from main.risk_model_metrics order by score_name"
+        )
+        names = [column[0] for column in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def register_trained_models(
+    build_dir: BuildDir, served: Path, *, source: Mapping[str, Any]
+) -> str | None:
+    """Save a verified training build's models in the registry; its version, or None.
+
+    None when the outcome model fell back (nothing worth approving).
+    """
+    card = _model_card(build_dir.database)
+    outcome = next((row for row in card if row["score_name"] == "outcome"), {})
+    if outcome.get("model_status") != TRAINED:
+        return None
+    registry = registry_dir(served)
+    try:
+        return register(
+            build_dir.models,
+            registry,
+            facts=model_facts(reference()),
+            model_card=card,
+            created_at=f"{utc_now():%Y-%m-%dT%H:%M:%SZ}",
+            source=source,
+        )
+    except (RegistryError, OSError) as error:
+        detail = error.strerror if isinstance(error, OSError) else str(error)
+        raise BuildError(
+            "register", f"cannot save the trained models in {registry}: {detail}"
+        ) from None
+
+
+def shifted_variables(database: Path) -> list[Shift]:
+    """The model variables not classed stable, most shifted first."""
+    with duckdb.connect(str(database), read_only=True) as connection:
+        rows = connection.execute(
+            "select variable, variable_kind, psi, stability, most_shifted_bin "
+            "from main.model_monitoring where stability <> 'stable' order by psi desc, variable"
+        ).fetchall()
+    return [Shift(str(a), str(b), float(c), str(d), str(e)) for a, b, c, d, e in rows]
+
+
+def model_timings(results: Mapping[str, Any] | None) -> list[tuple[str, float]]:
+    """(model, seconds) for every model dbt ran, slowest first."""
+    timings = [
+        (str(result["unique_id"]).rsplit(".", 1)[-1], float(result.get("execution_time") or 0.0))
+        for result in (results or {}).get("results", [])
+        if str(result.get("unique_id", "")).startswith("model.")
+    ]
+    return sorted(timings, key=lambda timing: -timing[1])
+
+
+def describe_timings(timings: Sequence[tuple[str, float]]) -> str:
+    return ", ".join(f"{name} {seconds:.2f} s" for name, seconds in timings)
