@@ -202,13 +202,37 @@ def test_page_shows_the_readme_charts_in_order_under_their_questions(report_file
     nav = re.findall(r'<li><a href="#(\w+)">', page_html)
     assert nav == [key for key, _, _ in sections]
     assert page_html.count('class="plotly-graph-div"') == len(sections)
-    # The decisions have a part of their own, after the model card.
+    # The decisions have a part of their own, after the model card; monitoring comes last.
     parts = re.findall(r'<h2 class="part">(.*?)</h2>', page_html)
-    assert parts[-1] == "Decisions"
+    assert parts[-2:] == ["Decisions", "Model monitoring"]
     decisions = page_html.index('<h2 class="part">Decisions</h2>')
+    monitoring = page_html.index('<h2 class="part">Model monitoring</h2>')
     assert page_html.index('<section id="model_card">') < decisions
-    after = re.findall(r'<section id="(\w+)">', page_html[decisions:])
-    assert after == ["gains", "calibration", "policy_comparison", "reason_codes", "capacity"]
+    between = re.findall(r'<section id="(\w+)">', page_html[decisions:monitoring])
+    assert between == ["gains", "calibration", "policy_comparison", "reason_codes", "capacity"]
+    assert re.findall(r'<section id="(\w+)">', page_html[monitoring:]) == ["drift"]
+
+
+def test_drift_chart_draws_every_variables_psi_in_its_class_with_both_cutoffs(
+    figures: dict[str, go.Figure], connection: duckdb.DuckDBPyConnection
+) -> None:
+    fig = figures["drift"]
+    drawn = {
+        label.split(" (")[0]: (float(psi), trace.meta)
+        for trace in fig.data
+        for label, psi in zip(trace.y, trace.x, strict=True)
+    }
+    stored = {
+        variable: (psi, stability)
+        for variable, psi, stability in connection.execute(
+            "select variable, psi, stability from main.model_monitoring"
+        ).fetchall()
+    }
+    assert len(stored) == 20
+    assert drawn == stored
+    lines = {shape.name: shape.x0 for shape in fig.layout.shapes}
+    assert lines == {"psi_moderate": 0.10, "psi_significant": 0.25}
+    assert "this build's training population" in fig.layout.title.subtitle.text
 
 
 def test_every_chart_has_a_title_a_subtitle_and_axis_units(figures: dict[str, go.Figure]) -> None:
