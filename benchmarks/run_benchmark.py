@@ -34,6 +34,9 @@ import duckdb
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from grade_open_loans import grade
 
+from loan_recovery.config import reference
+from loan_recovery.registry import model_facts, register
+
 PROJECT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 RESULTS = PROJECT / "benchmarks" / "results"
@@ -112,19 +115,29 @@ def generate(rows: int, suffix: str, workdir: Path) -> Path:
     return path
 
 
-def dbt_build(workdir: Path, name: str, loans: Path | None, rows: int = 0) -> dict[str, Any]:
-    """Full dbt build into a fresh DuckDB file; returns timings, memory and quality."""
+def dbt_build(
+    workdir: Path, name: str, loans: Path | None, rows: int = 0, model_version: str = ""
+) -> dict[str, Any]:
+    """Full dbt build into a fresh DuckDB file; returns timings, memory and quality.
+
+    With ``model_version`` the build scores with that artifact of
+    ``workdir/registry`` and trains nothing.
+    """
     database = workdir / f"{name}.duckdb"
     database.unlink(missing_ok=True)
     target = workdir / f"target_{name}"
     command = [str(BIN / "dbt"), "build", "--target-path", str(target), "--log-path", str(workdir)]
-    if loans:
-        command += ["--vars", json.dumps({"loans_path": str(loans)})]
+    settings = {"loans_path": str(loans)} if loans else {}
+    if model_version:
+        settings["model_version"] = model_version
+    if settings:
+        command += ["--vars", json.dumps(settings)]
     run = measure(
         command,
         env={
             "LOAN_RECOVERY_DB": str(database),
             "LOAN_RECOVERY_MODEL_DIR": str(workdir / f"models_{name}"),
+            "LOAN_RECOVERY_REGISTRY": str(workdir / "registry"),
         },
     )
     if run.returncode != 0:
@@ -165,7 +178,7 @@ def dbt_build(workdir: Path, name: str, loans: Path | None, rows: int = 0) -> di
         "open_auc_segment": (graded.get("auc_segment") or [None])[0],
         "open_auc_days_past_due": (graded.get("auc_days_past_due") or [None])[0],
         "open_ece_outcome": graded.get("ece_outcome"),
-        "label_auc_segment": round(card["segment"][2], 4),
+        "label_auc_segment": None if card["segment"][2] is None else round(card["segment"][2], 4),
         "model_version": card["outcome"][4],
         "score_checksum": int(checksum),
     }
@@ -206,6 +219,11 @@ def main() -> None:
         help="build each N twice and check the scores are identical",
     )
     parser.add_argument(
+        "--frozen",
+        action="store_true",
+        help="also score each book with the models its training build saved (nothing trained)",
+    )
+    parser.add_argument(
         "--workdir", type=Path, help="where books and databases go (default: a temp dir)"
     )
     args = parser.parse_args()  # fmt: skip
@@ -225,6 +243,18 @@ def main() -> None:
         if args.repeat:
             again = dbt_build(workdir, f"n{rows}_again", generate(rows, "parquet", workdir), rows)
             entry["deterministic"] = again["score_checksum"] == entry["pipeline"]["score_checksum"]
+        if args.frozen:
+            version = register(
+                workdir / f"models_n{rows}",
+                workdir / "registry",
+                facts=model_facts(reference()),
+                model_card=[],
+                created_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            )
+            frozen = dbt_build(
+                workdir, f"n{rows}_frozen", generate(rows, "parquet", workdir), rows, version
+            )
+            entry["frozen"] = frozen
         if rows <= args.baseline_max_rows:
             entry["writeup"] = baseline(generate(rows, "csv", workdir))
             entry["speedup"] = round(entry["writeup"]["seconds"] / entry["pipeline"]["seconds"], 2)

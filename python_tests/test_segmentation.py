@@ -14,14 +14,14 @@ from sklearn.cluster import KMeans
 from loan_recovery import segmentation
 from loan_recovery.config import cluster_features, post_outcome_columns, run_setting_defaults
 from loan_recovery.model_input import LoanColumns
-from loan_recovery.segmentation import (
+from loan_recovery.segment_names import (
     BURDEN_WEIGHT,
     TIER_THRESHOLD,
     high_risk_count,
     name_segments,
     profile_measures,
-    segment_loans,
 )
+from loan_recovery.segmentation import segment_loans
 
 FEATURES = cluster_features()
 SETTINGS = run_setting_defaults()
