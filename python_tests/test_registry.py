@@ -292,3 +292,12 @@ def test_a_model_version_var_must_be_a_version(copy: Registry) -> None:
             "build failed at step settings: model 'latest' is not a version: expected 12 hex "
             "digits as `loan-recovery models list` prints them, or 'approved'"
         )
+
+
+def test_approving_an_unknown_or_malformed_version_is_refused(copy: Registry) -> None:
+    approved_before = (copy.registry / "APPROVED").read_bytes()
+    malformed = run_cli("models", "--db", str(copy.served), "approve", "latest")
+    unknown = run_cli("models", "--db", str(copy.served), "approve", "0123456789ab")
+    assert (malformed.returncode, unknown.returncode) == (2, EXIT_BAD_INPUT)
+    assert unknown.stderr.startswith("loan-recovery models approve: no model 0123456789ab")
+    assert (copy.registry / "APPROVED").read_bytes() == approved_before

@@ -194,13 +194,23 @@ def _rollback(args: argparse.Namespace) -> int:
 
 def _models(args: argparse.Namespace) -> int:
     from loan_recovery.build_info import utc_now
-    from loan_recovery.registry import RegistryError, approve, list_models, registry_dir
+    from loan_recovery.registry import (
+        RegistryError,
+        approve,
+        check_version,
+        list_models,
+        registry_dir,
+    )
     from loan_recovery.serving import served_path
 
     registry = registry_dir(served_path(args.db))
     command = f"models {args.action}"
     try:
         if args.action == "approve":
+            try:
+                check_version(args.version)
+            except RegistryError as error:
+                return _fail(command, str(error), EXIT_USAGE)
             artifact = approve(
                 args.version, registry, approved_at=f"{utc_now():%Y-%m-%dT%H:%M:%SZ}"
             )
