@@ -59,6 +59,11 @@ def utc_now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
+def utc_stamp() -> str:
+    """Now in UTC as text, e.g. ``2026-12-02T06:38:50Z``: registry created and approved times."""
+    return f"{utc_now():%Y-%m-%dT%H:%M:%SZ}"
+
+
 def _column_types() -> dict[str, tuple[str, bool]]:
     """Column -> (SQL type, nullable), from the dataclass annotations."""
     hints = typing.get_type_hints(BuildInfo)

@@ -193,7 +193,7 @@ def _rollback(args: argparse.Namespace) -> int:
 
 
 def _models(args: argparse.Namespace) -> int:
-    from loan_recovery.build_info import utc_now
+    from loan_recovery.build_info import utc_stamp
     from loan_recovery.registry import (
         RegistryError,
         approve,
@@ -211,9 +211,7 @@ def _models(args: argparse.Namespace) -> int:
                 check_version(args.version)
             except RegistryError as error:
                 return _fail(command, str(error), EXIT_USAGE)
-            artifact = approve(
-                args.version, registry, approved_at=f"{utc_now():%Y-%m-%dT%H:%M:%SZ}"
-            )
+            artifact = approve(args.version, registry, approved_at=utc_stamp())
             print(f"approved model {artifact.version} in {registry}")
             print("  loan-recovery build --model approved scores with it")
             return EXIT_OK

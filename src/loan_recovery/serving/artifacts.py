@@ -24,7 +24,7 @@ from typing import Any
 
 import duckdb
 
-from loan_recovery.build_info import utc_now
+from loan_recovery.build_info import utc_stamp
 from loan_recovery.config import reference
 from loan_recovery.registry import (
     APPROVED,
@@ -119,7 +119,7 @@ def register_trained_models(
             registry,
             facts=model_facts(reference()),
             model_card=card,
-            created_at=f"{utc_now():%Y-%m-%dT%H:%M:%SZ}",
+            created_at=utc_stamp(),
             source=source,
         )
     except (RegistryError, OSError) as error:
