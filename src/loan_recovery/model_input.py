@@ -31,6 +31,7 @@ __all__ = [
     "indicator_name",
     "read_label",
     "read_loan_columns",
+    "repeated_string",
     "string_column",
 ]
 
@@ -340,3 +341,8 @@ def string_column(names: Sequence[str], codes: NDArray[np.integer]) -> pd.Series
     values = pc.take(pa.array(list(names), type=pa.large_string()), np.asarray(codes))
     target = pd.StringDtype(storage="pyarrow", na_value=np.nan)
     return pd.Series(values.to_pandas(types_mapper={pa.large_string(): target}.get))
+
+
+def repeated_string(value: str, n: int) -> pd.Series:
+    """``value`` on each of ``n`` rows (a version or status), built as :func:`string_column`."""
+    return string_column([value], np.zeros(n, dtype=np.int32))

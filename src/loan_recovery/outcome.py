@@ -44,7 +44,7 @@ from loan_recovery.model_input import (
     indicator_arrays,
     indicator_name,
     read_loan_columns,
-    string_column,
+    repeated_string,
 )
 from loan_recovery.model_store import Component, Fitted, out_of_bag_mask
 from loan_recovery.sentinel import check_features_are_honest
@@ -67,7 +67,7 @@ def _fallback(loan_id: pd.Series, reason: str) -> Fitted:
             "loss_probability": pd.Series(np.full(n, np.nan), dtype="float64"),
             "is_training_row": np.zeros(n, dtype=bool),
             "outcome_model_version": pd.Series([None] * n, dtype="string"),
-            "outcome_model_status": string_column([reason], np.zeros(n, dtype=np.int32)),
+            "outcome_model_status": repeated_string(reason, n),
         },
         copy=False,
     )
@@ -206,14 +206,13 @@ def _frame(
     version: str,
     status: str,
 ) -> pd.DataFrame:
-    codes = np.zeros(len(loan_id), dtype=np.int32)
     return pd.DataFrame(
         {
             KEY: loan_id,
             "loss_probability": probabilities,
             "is_training_row": is_training,
-            "outcome_model_version": string_column([version], codes),
-            "outcome_model_status": string_column([status], codes),
+            "outcome_model_version": repeated_string(version, len(loan_id)),
+            "outcome_model_status": repeated_string(status, len(loan_id)),
         },
         copy=False,
     )

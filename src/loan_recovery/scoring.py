@@ -23,7 +23,7 @@ from loan_recovery.model_input import (
     fitting_sample,
     read_label,
     read_loan_columns,
-    string_column,
+    repeated_string,
 )
 from loan_recovery.model_store import Component, Fitted, out_of_bag_mask
 
@@ -130,9 +130,7 @@ def _frame(
             KEY: loan_id,
             "segment_risk_score": scores,
             "is_training_row": is_training,
-            "segment_model_version": string_column(
-                [version], np.zeros(len(loan_id), dtype=np.int32)
-            ),
+            "segment_model_version": repeated_string(version, len(loan_id)),
         },
         copy=False,
     )

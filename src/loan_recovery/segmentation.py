@@ -36,6 +36,7 @@ from loan_recovery.model_input import (
     column_series,
     fitting_sample,
     read_loan_columns,
+    repeated_string,
     string_column,
 )
 from loan_recovery.model_store import Component, Fitted
@@ -285,7 +286,7 @@ def _assignments(
             "segment_id": np.add(codes, 1, dtype=np.int64),
             "segment_name": string_column([model.names[i] for i in order], codes),
             "is_high_risk": model.high_risk[order][codes],
-            "risk_basis": string_column([model.risk_basis], np.zeros(len(codes), dtype=np.int32)),
+            "risk_basis": repeated_string(model.risk_basis, len(codes)),
         },
         copy=False,
     )
