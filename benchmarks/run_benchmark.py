@@ -35,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from grade_open_loans import grade
 
 from loan_recovery.config import reference
+from loan_recovery.dbt_results import model_timings
 from loan_recovery.registry import model_facts, register
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -142,12 +143,9 @@ def dbt_build(
     )
     if run.returncode != 0:
         raise SystemExit(f"dbt build failed for {name}:\n{run.output[-3000:]}")
-    results = json.loads((target / "run_results.json").read_text())["results"]
-    models = {
-        item["unique_id"].split(".")[-1]: round(item["execution_time"], 2)
-        for item in results
-        if item["unique_id"].startswith("model.")
-    }
+    run_results = json.loads((target / "run_results.json").read_text())
+    results = run_results["results"]
+    models = {name: round(seconds, 2) for name, seconds in model_timings(run_results)}
     tests = sum(1 for item in results if item["unique_id"].split(".")[0] in {"test", "unit_test"})
     with duckdb.connect(str(database), read_only=True) as connection:
         card = {

@@ -10,7 +10,7 @@ says what is wrong.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -135,3 +135,18 @@ def error_from_output(output: str) -> str:
                 return first_meaningful_line("\n".join(lines[index + 1 : index + 8]))
             return first_meaningful_line("\n".join(lines[index : index + 8]))
     return "dbt failed without an error message (see the log)"
+
+
+def model_timings(results: Mapping[str, Any] | None) -> list[tuple[str, float]]:
+    """(model, seconds) for every model in run_results.json, in the order dbt ran them."""
+    return [
+        (str(result["unique_id"]).rsplit(".", 1)[-1], float(result.get("execution_time") or 0.0))
+        for result in (results or {}).get("results", [])
+        if str(result.get("unique_id", "")).startswith("model.")
+    ]
+
+
+def describe_timings(timings: Sequence[tuple[str, float]]) -> str:
+    """The models' times for a log line, slowest first."""
+    ordered = sorted(timings, key=lambda timing: -timing[1])
+    return ", ".join(f"{name} {seconds:.2f} s" for name, seconds in ordered)

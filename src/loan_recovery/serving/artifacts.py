@@ -11,13 +11,13 @@ are saved as one artifact in the registry, with the model card it earned
 on this book. A build whose outcome model fell back is not saved: there is
 no outcome model to approve.
 
-Also here: the shifted variables of the served build's ``model_monitoring``
-and the per-model times of dbt's run, for the command's summary and the log.
+Also here: the shifted variables of the served build's ``model_monitoring``,
+for the command's summary.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -137,17 +137,3 @@ def shifted_variables(database: Path) -> list[Shift]:
             "from main.model_monitoring where stability <> 'stable' order by psi desc, variable"
         ).fetchall()
     return [Shift(str(a), str(b), float(c), str(d), str(e)) for a, b, c, d, e in rows]
-
-
-def model_timings(results: Mapping[str, Any] | None) -> list[tuple[str, float]]:
-    """(model, seconds) for every model dbt ran, slowest first."""
-    timings = [
-        (str(result["unique_id"]).rsplit(".", 1)[-1], float(result.get("execution_time") or 0.0))
-        for result in (results or {}).get("results", [])
-        if str(result.get("unique_id", "")).startswith("model.")
-    ]
-    return sorted(timings, key=lambda timing: -timing[1])
-
-
-def describe_timings(timings: Sequence[tuple[str, float]]) -> str:
-    return ", ".join(f"{name} {seconds:.2f} s" for name, seconds in timings)

@@ -29,14 +29,13 @@ import duckdb
 import loan_recovery
 from loan_recovery.build_info import BuildInfo, utc_now
 from loan_recovery.config import project_dir
+from loan_recovery.dbt_results import describe_timings, model_timings
 from loan_recovery.serving import finalize as finalizing
 from loan_recovery.serving.artifacts import (
     FROZEN,
     MODEL_VERSION,
     TRAINED,
     Shift,
-    describe_timings,
-    model_timings,
     register_trained_models,
     requested_model,
     shifted_variables,
