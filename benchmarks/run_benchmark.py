@@ -155,8 +155,9 @@ def dbt_build(
                 "model_version from main.risk_model_metrics"
             ).fetchall()
         }
-        scored, reasoned, checksum = connection.execute(
-            "select count(*), count(reason_code_1), "
+        scored, reasoned, risk_raised, checksum = connection.execute(
+            "select count(*), count(reason_code_1) filter (where is_worked), "
+            "count(reason_code_1) filter (where reason_code_1 <> 'R00'), "
             "sum(hash(loan_id || ':' || coalesce(loss_probability, -1)::varchar || ':' "
             "|| segment_risk_score::varchar || ':' || coalesce(reason_code_1, '') || ':' "
             "|| strategy_code)) % 1000000007 from main.recovery_strategies"
@@ -170,6 +171,7 @@ def dbt_build(
         "model_seconds": models,
         "scored_loans": scored,
         "loans_with_reasons": reasoned,
+        "loans_with_risk_raising_reasons": risk_raised,
         "outcome_training_rows": card["outcome"][3],
         "resolved_auc_outcome": round(card["outcome"][1] or 0, 4),
         "open_auc_outcome": (graded.get("auc_outcome") or [None])[0],

@@ -156,20 +156,46 @@ def test_policy_comparison_matches_the_loans(built: Built, loans) -> None:
 
 def test_every_open_loan_has_honest_reasons(built: Built, loans) -> None:
     open_loans = loans[~loans["is_resolved"]]
-    reasons = open_loans[["reason_code_1", "reason_code_2", "reason_code_3"]]
-    count = reasons.notna().sum(axis=1)
+    codes = ["reason_code_1", "reason_code_2", "reason_code_3"]
+    count = open_loans[codes].notna().sum(axis=1)
+    assert count.between(1, 3).all()
     # Reasons fill from the first: a second never without a first.
-    assert (reasons.notna().cumprod(axis=1).sum(axis=1) == count).all()
-    # A loan without a risk-raising reason scores below the book's bias.
+    assert (open_loans[codes].notna().cumprod(axis=1).sum(axis=1) == count).all()
+    catalog = frame(built.result, "select * from main.reason_code_catalog")
+    assert not set(open_loans[codes].stack().dropna()) - set(catalog["reason_code"])
+
+    # Sum each loan's contributions per code, from the catalog's feature lists.
     contributions = frame(built.result, "select * from intermediate.int_loan_contributions")
     assert set(contributions["loan_id"]) == set(open_loans["loan_id"])
-    merged = open_loans.assign(reasons=count.to_numpy()).merge(contributions, on="loan_id")
-    unexplained = merged[merged["reasons"] == 0]
-    assert (unexplained["risk_score"] < unexplained["bias"]).all()
-    assert (count >= 1).mean() > 0.95
-    assert not set(reasons.stack().dropna()) - set(
-        code for (code,) in built.result.query("select reason_code from main.reason_code_catalog")
+    features = catalog[catalog["reason_kind"] == "raises_risk"].set_index("reason_code")["features"]
+    per_code = pd.DataFrame(
+        {
+            code: contributions[
+                [c for c in contributions if c.split("__")[0] in listed.split("|")]
+            ].sum(axis=1)
+            for code, listed in features.items()
+        }
+    ).set_index(contributions["loan_id"])
+    merged = (
+        open_loans.set_index("loan_id")
+        .join(per_code)
+        .join(contributions.set_index("loan_id")["bias"])
     )
+    nothing = merged["reason_code_1"] == "R00"
+    # R00 only alone, exactly on the loans no code raises, which score below the bias.
+    assert merged.loc[nothing, ["reason_code_2", "reason_code_3"]].isna().all().all()
+    assert ((merged[features.index] > 0).any(axis=1) == ~nothing).all()
+    assert (merged.loc[nothing, "risk_score"] < merged.loc[nothing, "bias"]).all()
+    assert nothing.mean() < 0.05
+    # Named reasons raise the risk, the largest first.
+    explained = merged[~nothing]
+    sums = [
+        explained.apply(lambda row, c=c: row[row[c]] if pd.notna(row[c]) else np.nan, axis=1)
+        for c in codes
+    ]
+    assert (sums[0] > 0).all()
+    assert (sums[0] >= sums[1].fillna(-np.inf)).all()
+    assert (sums[1].dropna() >= sums[2].reindex(sums[1].dropna().index).fillna(-np.inf)).all()
 
 
 def test_legal_capacity_keeps_the_largest_amounts_at_risk(built: Built, tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ catalog_features as (
         reason_code,
         unnest(string_split(features, '|')) as feature
     from {{ ref('reason_code_catalog') }}
+    where reason_kind = 'raises_risk'
 
 ),
 

@@ -1,7 +1,8 @@
 -- Each worked loan's top three risk-raising reasons: its contributions
 -- (int_loan_contributions) summed per reason code of the catalog, the
 -- positive ones ranked, the largest first. A loan with fewer than three
--- risk-raising codes has fewer reasons (docs block reason_codes).
+-- risk-raising codes has fewer reasons; one with none gets the catalog's
+-- nothing_raises_risk code as its only reason (docs block reason_codes).
 with
 
 contributions as (
@@ -23,6 +24,17 @@ catalog_features as (
         reason,
         unnest(string_split(features, '|')) as feature
     from catalog
+    where reason_kind = 'raises_risk'
+
+),
+
+nothing_raises_risk as (
+
+    select
+        reason_code,
+        reason
+    from catalog
+    where reason_kind = 'nothing_raises_risk'
 
 ),
 
@@ -58,7 +70,7 @@ ranked as (
 
 ),
 
-final as (
+top_three as (
 
     select
         contributions.loan_id,
@@ -66,10 +78,28 @@ final as (
         max(ranked.reason_code) filter (where ranked.reason_rank = {{ rank }}) as reason_code_{{ rank }},
         max(ranked.reason) filter (where ranked.reason_rank = {{ rank }}) as reason_{{ rank }},
         {%- endfor %}
-        count(ranked.reason_code) filter (where ranked.reason_rank <= 3) as reason_count
+        count(ranked.reason_code) filter (where ranked.reason_rank <= 3) as risk_raising_reasons
     from contributions
     left join ranked on contributions.loan_id = ranked.loan_id
     group by contributions.loan_id
+
+),
+
+final as (
+
+    select
+        top_three.loan_id,
+        coalesce(top_three.reason_code_1, nothing_raises_risk.reason_code) as reason_code_1,
+        coalesce(top_three.reason_1, nothing_raises_risk.reason) as reason_1,
+        top_three.reason_code_2,
+        top_three.reason_2,
+        top_three.reason_code_3,
+        top_three.reason_3,
+        top_three.risk_raising_reasons
+    from top_three
+    -- The catalog holds one nothing_raises_risk code (seed test); the
+    -- not_null test on reason_code_1 fails if it is missing.
+    left join nothing_raises_risk on top_three.risk_raising_reasons = 0
 
 )
 

@@ -266,8 +266,9 @@ def reason_codes_figure(data: ReportData) -> go.Figure:
         fig,
         "Reason codes per strategy",
         f"From recovery_strategies, {worked_note(data)}, the rows of collection_work_queue: "
-        "a loan counts once per code among its reason_code_1..3 (up to three, only "
-        "risk-raising ones); numbers: loans. Wording from reason_code_catalog.",
+        "a loan counts once per code among its reason_code_1..3 (up to three risk-raising "
+        "ones, or R00 alone when none raises the risk); numbers: loans. "
+        "Wording from reason_code_catalog.",
         max(460, 160 + 22 * len(codes) * max(1, frame["strategy_code"].nunique())),
         l=320,
     )
