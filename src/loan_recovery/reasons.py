@@ -32,12 +32,13 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 from numpy.typing import NDArray
 from sklearn.ensemble import RandomForestClassifier
 
 from loan_recovery.calibration import Platt
 from loan_recovery.forest import CHUNK_ROWS, workers
-from loan_recovery.model_input import KEY, read_loan_columns
+from loan_recovery.model_input import KEY, column_series, read_loan_columns
 from loan_recovery.model_store import Component, read_component
 
 __all__ = ["COMPONENT_OF_SOURCE", "contribution_column", "explain_scores", "forest_contributions"]
@@ -131,19 +132,24 @@ def _rescaled(
     return new_bias, contributions * factor[:, None]
 
 
-def _load(scored: pd.DataFrame) -> Component:
-    if scored.empty:
+def _distinct(scores: pa.Table, column: str) -> set[str | None]:
+    """The column's distinct values, in Arrow: a Python set over 300,000 rows cost 3.5 s."""
+    return set(pc.unique(scores.column(column)).to_pylist())
+
+
+def _load(scores: pa.Table) -> Component:
+    if scores.num_rows == 0:
         raise ValueError("no loans to explain: the input has 0 rows")
-    sources = set(scored["score_source"])
+    sources = _distinct(scores, "score_source")
     if len(sources) != 1:
-        raise ValueError(f"one score drives the strategy, found {sorted(sources)}")
+        raise ValueError(f"one score drives the strategy, found {sorted(map(str, sources))}")
     (source,) = sources
-    component = read_component(COMPONENT_OF_SOURCE[source])
-    versions = set(scored["model_version"])
+    component = read_component(COMPONENT_OF_SOURCE[str(source)])
+    versions = _distinct(scores, "model_version")
     if versions != {component.meta["version"]}:
         raise ValueError(
             f"the stored {COMPONENT_OF_SOURCE[source]} model is version "
-            f"{component.meta['version']}, the scores come from {sorted(versions)}: "
+            f"{component.meta['version']}, the scores come from {sorted(map(str, versions))}: "
             "the model store is stale; rebuild"
         )
     return component
@@ -158,8 +164,7 @@ def explain_scores(worked: pd.DataFrame | pa.Table) -> pd.DataFrame:
     strategy is read from the model store.
     """
     scores = pa.Table.from_pandas(worked) if isinstance(worked, pd.DataFrame) else worked
-    scored = scores.select(["risk_score", "score_source", "model_version"]).to_pandas()
-    component = _load(scored)
+    component = _load(scores)
     meta, forest = component.meta, component.forest
     assert forest is not None
     book = read_loan_columns(
@@ -203,7 +208,7 @@ def explain_scores(worked: pd.DataFrame | pa.Table) -> pd.DataFrame:
 
     calibration = meta.get("calibration")
     platt = Platt(**calibration) if calibration else None
-    score = scored["risk_score"].to_numpy(dtype=np.float64)[positions]
+    score = column_series(scores, "risk_score").to_numpy(dtype=np.float64)[positions]
     bias, contributions = _rescaled(vote, bias, contributions, score, platt)
 
     frame = {KEY: book.loan_id.iloc[positions].reset_index(drop=True), BIAS: bias}
