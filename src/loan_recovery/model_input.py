@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -27,6 +28,7 @@ __all__ = [
     "check_features",
     "column_series",
     "fitting_sample",
+    "id_hashes",
     "indicator_arrays",
     "indicator_name",
     "read_label",
@@ -315,6 +317,24 @@ def check_count(name: str, value: object, minimum: int) -> None:
         raise ValueError(f"{name} must be at least {minimum}, got {value}")
 
 
+def id_hashes(loan_id: pd.Series, random_state: int) -> NDArray[np.uint64]:
+    """A 64-bit hash of each loan id under ``random_state``, in row order.
+
+    DuckDB's ``hash`` (already a dependency, vectorised and parallel) hashes
+    a million ids in ~0.06 s, where pandas' siphash took ~0.75 s on each of
+    the three models that draw a sample. The hash is DuckDB's own: a DuckDB
+    upgrade may draw another sample (and so train a new model version) from
+    the same book; an approved artifact is never redrawn.
+    """
+    ids = pa.table({KEY: pa.array(loan_id.astype(str), type=pa.large_string())})
+    with duckdb.connect(config={"preserve_insertion_order": True}) as connection:
+        connection.register("ids", ids)
+        hashes = connection.execute(
+            "select hash(loan_id, $salt::ubigint) as h from ids", {"salt": random_state}
+        ).fetchnumpy()["h"]
+    return np.asarray(hashes, dtype=np.uint64)
+
+
 def fitting_sample(loan_id: pd.Series, sample_rows: int, random_state: int) -> NDArray[np.intp]:
     """Positions of the rows a model is fitted on, ordered by ``loan_id``.
 
@@ -327,9 +347,7 @@ def fitting_sample(loan_id: pd.Series, sample_rows: int, random_state: int) -> N
     """
     n_rows = len(loan_id)
     if n_rows > sample_rows:
-        salt = f"{random_state:016d}"[-16:]
-        hashes = pd.util.hash_pandas_object(loan_id, index=False, hash_key=salt).to_numpy()
-        positions = np.argpartition(hashes, sample_rows - 1)[:sample_rows]
+        positions = np.argpartition(id_hashes(loan_id, random_state), sample_rows - 1)[:sample_rows]
     else:
         positions = np.arange(n_rows)
     order = loan_id.iloc[positions].reset_index(drop=True).argsort(kind="stable").to_numpy()
