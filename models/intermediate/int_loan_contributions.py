@@ -1,5 +1,6 @@
 """Per-feature contributions to the score that drove the strategy, for the loans worked."""
 
+from loan_recovery.model_store import for_dbt
 from loan_recovery.reasons import explain_scores
 
 
@@ -11,4 +12,4 @@ def model(dbt, session):
         .join(features, "scored.loan_id = features.loan_id")
         .select("scored.risk_score, scored.score_source, scored.model_version, features.*")
     )
-    return explain_scores(worked.to_arrow_table())
+    return for_dbt(explain_scores(worked.to_arrow_table()))
