@@ -26,6 +26,7 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,8 @@ class Measured:
     peak_rss_mb: float
     returncode: int
     output: str = field(repr=False)
+    peak_at: datetime | None = None
+    """When the process tree's RSS peaked (UTC), to name the models running then."""
 
 
 def _tree_rss_kb(root: int) -> int:
@@ -78,12 +81,15 @@ def measure(command: list[str], env: dict[str, str] | None = None) -> Measured:
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     peak = 0
+    peak_at: datetime | None = None
     done = threading.Event()
 
     def sample() -> None:
-        nonlocal peak
+        nonlocal peak, peak_at
         while not done.is_set():
-            peak = max(peak, _tree_rss_kb(process.pid))
+            rss = _tree_rss_kb(process.pid)
+            if rss > peak:
+                peak, peak_at = rss, datetime.now(UTC).replace(tzinfo=None)
             time.sleep(0.05)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -92,8 +98,30 @@ def measure(command: list[str], env: dict[str, str] | None = None) -> Measured:
     done.set()
     sampler.join()
     return Measured(
-        round(time.perf_counter() - started, 2), round(peak / 1024, 1), process.returncode, output
+        round(time.perf_counter() - started, 2),
+        round(peak / 1024, 1),
+        process.returncode,
+        output,
+        peak_at,
     )
+
+
+def running_at(run_results: dict[str, Any], moment: datetime | None) -> list[str]:
+    """The models dbt was executing at ``moment`` (run_results' execute timings are UTC)."""
+    if moment is None:
+        return []
+    running = []
+    for result in run_results.get("results", []):
+        if not str(result.get("unique_id", "")).startswith("model."):
+            continue
+        for timing in result.get("timing", []):
+            if timing.get("name") != "execute" or not timing.get("started_at"):
+                continue
+            start = datetime.fromisoformat(timing["started_at"].rstrip("Z"))
+            end = datetime.fromisoformat(timing["completed_at"].rstrip("Z"))
+            if start <= moment <= end:
+                running.append(str(result["unique_id"]).rsplit(".", 1)[-1])
+    return running
 
 
 OPEN_SHARE = 0.3
@@ -167,6 +195,7 @@ def dbt_build(
     return {
         "seconds": run.seconds,
         "peak_rss_mb": run.peak_rss_mb,
+        "peak_during": running_at(run_results, run.peak_at),
         "tests_run": tests,
         "model_seconds": models,
         "scored_loans": scored,
