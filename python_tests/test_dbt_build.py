@@ -98,6 +98,7 @@ def test_thresholds_by_var_reach_run_settings_and_split_the_scores(
         "run",
         "--select",
         "run_settings",
+        "int_loan_strategies",
         "recovery_strategies",
         dbt_vars={"legal_threshold": legal, "settlement_threshold": settlement},
         database=database,

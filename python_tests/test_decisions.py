@@ -206,6 +206,7 @@ def test_legal_capacity_keeps_the_largest_amounts_at_risk(built: Built, tmp_path
         "build",
         "--select",
         "run_settings",
+        "int_loan_strategies",
         "recovery_strategies",
         "collection_work_queue",
         dbt_vars={"loans_path": str(built.book), "legal_capacity": 100, "outcome_trees": 60},
