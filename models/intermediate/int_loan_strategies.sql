@@ -37,7 +37,7 @@ legal_ranks as (
 
     select
         loan_id,
-        row_number() over (order by amount_at_risk desc nulls last, risk_score desc, loan_id asc) as legal_rank
+        row_number() over (order by {{ work_order() }}) as legal_rank
     from thresholds
     where is_worked and threshold_strategy_code = 'legal'
 
@@ -64,7 +64,7 @@ settlement_ranks as (
 
     select
         loan_id,
-        row_number() over (order by amount_at_risk desc nulls last, risk_score desc, loan_id asc) as settlement_rank
+        row_number() over (order by {{ work_order() }}) as settlement_rank
     from after_legal
     where is_worked and after_legal_code = 'settlement'
 

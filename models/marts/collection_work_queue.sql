@@ -24,7 +24,7 @@ final as (
         catalog.strategy_rank,
         row_number() over (
             partition by strategies.strategy_code
-            order by strategies.amount_at_risk desc nulls last, strategies.risk_score desc, strategies.loan_id asc
+            order by {{ work_order('strategies.') }}
         ) as queue_rank,
         strategies.loan_id,
         strategies.borrower_id,
