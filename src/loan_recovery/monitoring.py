@@ -86,8 +86,8 @@ def _number_counts(values: NDArray[np.float64], edges: Sequence[float]) -> NDArr
     """Finite values per bin: bin 0 is <= edges[0], bin k is (edges[k-1], edges[k]], the last > all.
 
     Counted as "at most each edge" and differenced: a few vectorised passes
-    over the column instead of a binary search per value (1.5 s to 0.1 s for
-    34 variables at 1M loans).
+    over the column instead of a binary search per value (44 ms to 10 ms a
+    variable at 1M loans; 34 variables).
     """
     finite = values[np.isfinite(values)]
     at_most = [int(np.count_nonzero(finite <= edge)) for edge in edges]
