@@ -56,22 +56,24 @@ def contribution_column(feature: str) -> str:
 
 
 def _leaf_tables(forest: RandomForestClassifier) -> list[tuple[NDArray[np.float64], float]]:
-    """Per tree: (node x feature) sums of value changes on the path to each node; the root value."""
+    """Per tree: (node x feature) sums of value changes on the path to each node; the root value.
+
+    Built a depth at a time (a child's sums are its parent's plus one change),
+    so a tree costs a dozen array operations, not a Python step per node.
+    """
     positive = list(forest.classes_).index(True)
     tables = []
     for estimator in forest.estimators_:
         tree = estimator.tree_
         value = tree.value[:, 0, positive]
         sums = np.zeros((tree.node_count, forest.n_features_in_), dtype=np.float64)
-        stack = [0]
-        while stack:
-            node = stack.pop()
-            for child in (tree.children_left[node], tree.children_right[node]):
-                if child < 0:
-                    continue
-                sums[child] = sums[node]
-                sums[child, tree.feature[node]] += value[child] - value[node]
-                stack.append(child)
+        level = np.array([0])
+        while level.size:
+            level = level[tree.children_left[level] >= 0]
+            for children in (tree.children_left[level], tree.children_right[level]):
+                sums[children] = sums[level]
+                sums[children, tree.feature[level]] += value[children] - value[level]
+            level = np.concatenate((tree.children_left[level], tree.children_right[level]))
         tables.append((sums, float(value[0])))
     return tables
 
