@@ -53,7 +53,7 @@ from loan_recovery.serving.failures import (
 from loan_recovery.serving.loan_book import LoanBook, open_loan_book
 from loan_recovery.serving.lock import publish_lock
 from loan_recovery.serving.paths import BuildDir, ServedPaths, check_replaceable, make_directory
-from loan_recovery.serving.settings import parse_settings
+from loan_recovery.serving.settings import check_duckdb_memory, parse_settings
 
 # The package re-exports the function build(), which hides the module of that name.
 building = importlib.import_module("loan_recovery.serving.build")
@@ -407,6 +407,20 @@ def test_bad_settings_are_a_usage_error(text: str, match: str) -> None:
         parse_settings(text)
     assert (refused.value.step, refused.value.exit_code) == ("settings", EXIT_USAGE)
     assert "\n" not in refused.value.reason
+
+
+@pytest.mark.parametrize("value", ["lots", "", "{{ 7 * 7 }}", "200%", "4"])
+def test_a_duckdb_memory_limit_duckdb_cannot_read_is_a_usage_error(value: str) -> None:
+    with pytest.raises(BuildError, match="LOAN_RECOVERY_DUCKDB_MEMORY=") as refused:
+        check_duckdb_memory({"LOAN_RECOVERY_DUCKDB_MEMORY": value})
+    assert (refused.value.step, refused.value.exit_code) == ("settings", EXIT_USAGE)
+    assert "\n" not in refused.value.reason
+
+
+@pytest.mark.parametrize("value", ["4GB", "512MiB", "40%"])
+def test_a_readable_duckdb_memory_limit_passes(value: str) -> None:
+    check_duckdb_memory({"LOAN_RECOVERY_DUCKDB_MEMORY": value})
+    check_duckdb_memory({})
 
 
 def test_text_settings_may_not_hold_templates() -> None:

@@ -123,11 +123,12 @@ def _print_failure(command: str, failure: BuildError, served: Path, out: TextIO)
 
 
 def _build(args: argparse.Namespace) -> int:
-    from loan_recovery.serving import build, parse_settings, served_path
+    from loan_recovery.serving import build, check_duckdb_memory, parse_settings, served_path
 
     served = served_path(args.db)
     try:
         settings, loans_path = parse_settings(args.vars)
+        check_duckdb_memory()
         with _signals_interrupt():
             report = build(
                 loans=args.loans,

@@ -20,7 +20,7 @@ from loan_recovery.serving.errors import (
     Interrupted,
 )
 from loan_recovery.serving.paths import ServedPaths, served_path
-from loan_recovery.serving.settings import parse_settings
+from loan_recovery.serving.settings import check_duckdb_memory, parse_settings
 from loan_recovery.serving.swap import RollbackResult
 
 __all__ = [
@@ -35,6 +35,7 @@ __all__ = [
     "RollbackResult",
     "ServedPaths",
     "build",
+    "check_duckdb_memory",
     "parse_settings",
     "rollback",
     "served_path",

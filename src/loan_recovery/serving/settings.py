@@ -10,20 +10,28 @@ on-run-start check (macro validate_run_vars), for plain dbt runs too.
 
 ``loans_path`` is the exception: it names the input file, which is handed
 to dbt outside vars (see :mod:`loan_recovery.serving.loan_book`).
+
+One setting is an environment variable, because dbt reads it with the
+profile, before vars exist: ``LOAN_RECOVERY_DUCKDB_MEMORY``, DuckDB's memory
+limit (profiles.yml holds its default). It is checked here too, so a value
+DuckDB cannot read is refused in one line naming the variable.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from typing import Any
 
+import duckdb
 import yaml
 
 from loan_recovery.config import REFERENCE, run_setting_defaults
 from loan_recovery.serving.errors import EXIT_USAGE, BuildError
 
 LOANS_PATH = "loans_path"
+DUCKDB_MEMORY_ENV = "LOAN_RECOVERY_DUCKDB_MEMORY"
 SAFE_TEXT = re.compile(r"^[A-Za-z0-9._-]*$")
 _KINDS = {bool: "true or false", int: "a whole number", float: "a number", str: "text"}
 
@@ -95,3 +103,23 @@ def parse_settings(
             raise _usage(f"--vars: {name} may hold only letters, digits and ._-, got {value!r}")
         settings[name] = value
     return settings, loans_path
+
+
+def check_duckdb_memory(environment: Mapping[str, str] | None = None) -> None:
+    """Refuse a ``LOAN_RECOVERY_DUCKDB_MEMORY`` DuckDB cannot read, before dbt starts.
+
+    The value goes to DuckDB as a configuration value (data, never SQL), on
+    a throw-away in-memory database; its error becomes one line naming the
+    variable, instead of a connection error from inside dbt.
+    """
+    value = (os.environ if environment is None else environment).get(DUCKDB_MEMORY_ENV)
+    if value is None:
+        return
+    try:
+        duckdb.connect(":memory:", config={"memory_limit": value}).close()
+    except duckdb.Error as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise _usage(
+            f"{DUCKDB_MEMORY_ENV}={value!r} is not a DuckDB memory limit ({reason}); "
+            "use e.g. 4GB, 8GiB or 40%"
+        ) from None
