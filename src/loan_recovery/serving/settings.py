@@ -28,6 +28,7 @@ import duckdb
 import yaml
 
 from loan_recovery.config import REFERENCE, run_setting_defaults
+from loan_recovery.dbt_results import first_meaningful_line
 from loan_recovery.serving.errors import EXIT_USAGE, BuildError
 
 LOANS_PATH = "loans_path"
@@ -118,8 +119,8 @@ def check_duckdb_memory(environment: Mapping[str, str] | None = None) -> None:
     try:
         duckdb.connect(":memory:", config={"memory_limit": value}).close()
     except duckdb.Error as error:
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise _usage(
-            f"{DUCKDB_MEMORY_ENV}={value!r} is not a DuckDB memory limit ({reason}); "
+            f"{DUCKDB_MEMORY_ENV}={value!r} is not a DuckDB memory limit "
+            f"({first_meaningful_line(str(error))}); "
             "use e.g. 4GB, 8GiB or 40%"
         ) from None
