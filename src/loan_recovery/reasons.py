@@ -70,10 +70,11 @@ def _leaf_tables(forest: RandomForestClassifier) -> list[tuple[NDArray[np.float6
         level = np.array([0])
         while level.size:
             level = level[tree.children_left[level] >= 0]
-            for children in (tree.children_left[level], tree.children_right[level]):
+            left, right = tree.children_left[level], tree.children_right[level]
+            for children in (left, right):
                 sums[children] = sums[level]
                 sums[children, tree.feature[level]] += value[children] - value[level]
-            level = np.concatenate((tree.children_left[level], tree.children_right[level]))
+            level = np.concatenate((left, right))
         tables.append((sums, float(value[0])))
     return tables
 
