@@ -12,7 +12,7 @@ holds it. This joins the two and reports, on the open loans only:
 Usage (after ``loan-recovery generate ... --open-share 0.3 --truth-out T``
 and ``loan-recovery build --loans BOOK --db DB``)::
 
-    .venv/bin/python benchmarks/grade_open_loans.py --db DB --truth T [--json]
+    .venv/bin/python benchmarks/grade_open_loans.py --db DB --truth T  # prints JSON
 """
 
 from __future__ import annotations
