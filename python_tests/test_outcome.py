@@ -10,6 +10,8 @@ import dataclasses
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 from sklearn.metrics import roc_auc_score
 
@@ -54,6 +56,11 @@ def model_input(rows: int, seed: int, open_share: float = 0.3) -> tuple[pd.DataF
 
 
 def score(frame: pd.DataFrame, **overrides: object) -> pd.DataFrame:
+    return scores_as_arrow(frame, **overrides).to_pandas()
+
+
+def scores_as_arrow(frame: pd.DataFrame, **overrides: object) -> pa.Table:
+    """The scores as dbt receives them: no probability is NaN, a missing one is NULL."""
     settings = {
         "categories": CATEGORIES,
         "protected": PROTECTED,
@@ -64,7 +71,9 @@ def score(frame: pd.DataFrame, **overrides: object) -> pd.DataFrame:
         "random_state": SETTINGS["random_state"],
         **overrides,
     }
-    return score_outcomes(frame, FEATURES, **settings).scores
+    table = score_outcomes(frame, FEATURES, **settings).scores.read_all()
+    assert pc.sum(pc.is_nan(table.column("loss_probability"))).as_py() in (0, None)
+    return table
 
 
 def ece(probability: np.ndarray, label: np.ndarray) -> float:

@@ -26,7 +26,7 @@ def score(training, features, **overrides):
         "random_state": SETTINGS["random_state"],
         **overrides,
     }
-    return score_segment_risk(training, features, **settings).scores
+    return score_segment_risk(training, features, **settings).scores.read_all().to_pandas()
 
 
 def make_training(n: int, seed: int = 0, label: str = "signal") -> pd.DataFrame:

@@ -12,4 +12,4 @@ def model(dbt, session):
         .join(features, "scored.loan_id = features.loan_id")
         .select("scored.risk_score, scored.score_source, scored.model_version, features.*")
     )
-    return for_dbt(explain_scores(worked.to_arrow_table()))
+    return for_dbt(explain_scores(worked, session=session))

@@ -24,7 +24,7 @@ def model(dbt, session):
     ]
     return keep(
         score_outcomes(
-            dbt.ref("int_loan_features").select(", ".join(columns)).to_arrow_table(),
+            dbt.ref("int_loan_features").select(", ".join(columns)),
             features,
             categories=categories,
             protected=protected,
@@ -34,5 +34,6 @@ def model(dbt, session):
             min_resolved_loans=dbt.config.get("min_resolved_loans"),
             random_state=dbt.config.get("random_state"),
             frozen=frozen_component(dbt.config.get("model_version"), COMPONENT),
+            session=session,
         )
     )

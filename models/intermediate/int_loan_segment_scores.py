@@ -17,12 +17,13 @@ def model(dbt, session):
     )
     return keep(
         score_segment_risk(
-            training.to_arrow_table(),
+            training,
             features,
             post_outcome_columns=dbt.config.get("post_outcome_columns"),
             n_trees=dbt.config.get("scoring_trees"),
             sample_rows=dbt.config.get("scoring_sample_rows"),
             random_state=dbt.config.get("random_state"),
             frozen=frozen_component(dbt.config.get("model_version"), COMPONENT),
+            session=session,
         )
     )

@@ -14,12 +14,13 @@ def model(dbt, session):
     loans = dbt.ref("int_loan_features").select(", ".join(columns))
     return keep(
         assign_segments(
-            loans.to_arrow_table(),
+            loans,
             features,
             post_outcome_columns=dbt.config.get("post_outcome_columns"),
             n_segments=dbt.config.get("n_segments"),
             sample_rows=dbt.config.get("segmentation_sample_rows"),
             random_state=dbt.config.get("random_state"),
             frozen=frozen_component(dbt.config.get("model_version"), COMPONENT),
+            session=session,
         )
     )

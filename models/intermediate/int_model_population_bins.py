@@ -19,6 +19,7 @@ def model(dbt, session):
     loans = features.join(scored, "features.loan_id = scored.loan_id").select(
         ", ".join(
             [
+                "features.loan_id",
                 *(f"features.{name}" for name in [*numeric, *categories]),
                 *(f"scored.{name}" for name in scores),
                 "scored.is_outcome_training_row",
@@ -27,10 +28,11 @@ def model(dbt, session):
     )
     return keep(
         monitor_population(
-            loans.to_arrow_table(),
+            loans,
             numeric,
             categories=categories,
             scores=scores,
             frozen=frozen_component(dbt.config.get("model_version"), COMPONENT),
+            session=session,
         )
     )

@@ -48,10 +48,14 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import sklearn
 from numpy.typing import NDArray
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.model_selection import KFold
+
+from loan_recovery.model_input import LoanColumns
 
 TREE_ROWS = 10_000
 ROWS_PER_LEAF = 1_000
@@ -174,6 +178,38 @@ def score_in_chunks(
 
     with ThreadPoolExecutor(max_workers=workers()) as pool:
         list(pool.map(one, range(0, n_rows, CHUNK_ROWS)))
+
+
+def out_of_sample_scores(
+    batch: LoanColumns,
+    ids: pa.ChunkedArray,
+    training_ids: pa.Array,
+    training_scores: NDArray[np.float64],
+    score: Callable[[NDArray[np.float32]], NDArray[np.float64]],
+) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
+    """A batch's scores and training flags (``ids`` are its loan ids, as Arrow).
+
+    A training loan keeps its out-of-sample score, from the trees (or folds) that never saw it;
+    every other loan is scored by ``score``, the model fitted on all the
+    training loans. Found by id rather than position, because the book is
+    read in batches and the sample was drawn by id.
+    """
+    if len(training_ids):
+        found = pc.fill_null(pc.index_in(ids, value_set=training_ids), -1)
+        position = np.asarray(found.to_numpy(zero_copy_only=False), dtype=np.int64)
+    else:
+        position = np.full(batch.n_rows, -1, dtype=np.int64)
+    is_training = position >= 0
+    scores = np.empty(len(position), dtype=np.float64)
+    scores[is_training] = training_scores[position[is_training]]
+    score_in_chunks(
+        len(position),
+        lambda start, stop: batch.block(start, stop, np.float32),
+        ~is_training,
+        score,
+        scores,
+    )
+    return scores, is_training
 
 
 def model_version(

@@ -1,10 +1,11 @@
 """Model input shared by segmentation and scoring: validated, chunked, leak-checked.
 
-Both models take loan_id plus numeric features from a DuckDB relation (Arrow)
-or a DataFrame, must refuse a feature recorded after the outcome, must say
-"no loans" plainly for dbt's 0-row ``build --empty`` frames, and must fit on
-a sample that depends only on the data, never on row order. One module does
-that for both.
+Every model takes loan_id plus numeric features (and category levels) as an
+Arrow table or a DataFrame: a training sample, or one batch of the book
+(:mod:`loan_recovery.loan_source` reads both from DuckDB). Each must refuse
+a feature recorded after the outcome or a protected attribute, must say "no
+loans" plainly for dbt's 0-row ``build --empty`` frames, and reads its
+features without copying them. One module does that for all of them.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -24,17 +24,13 @@ __all__ = [
     "OUTCOME_LABEL",
     "RESOLVED",
     "LoanColumns",
+    "bad_value_error",
     "check_count",
     "check_features",
     "column_series",
-    "fitting_sample",
-    "id_hashes",
     "indicator_arrays",
     "indicator_name",
-    "read_label",
     "read_loan_columns",
-    "repeated_string",
-    "string_column",
 ]
 
 KEY = "loan_id"
@@ -78,20 +74,6 @@ class LoanColumns:
                 lo, hi = max(start, int(bounds[i])), min(stop, int(bounds[i + 1]))
                 out[lo - start : hi - start, j] = pieces[i][lo - bounds[i] : hi - bounds[i]]
                 i += 1
-        return out
-
-    def take(self, positions: NDArray[np.intp], dtype: type[np.floating]) -> NDArray[np.floating]:
-        """The rows at ``positions``, in that order, as a C-ordered 2-D array."""
-        order = np.argsort(positions, kind="stable")
-        ordered = positions[order]
-        out = np.empty((len(positions), len(self.chunks)), dtype=dtype)
-        for j, pieces in enumerate(self.chunks):
-            bounds = _bounds(pieces)
-            cuts = np.searchsorted(ordered, bounds)
-            for i, piece in enumerate(pieces):
-                lo, hi = cuts[i], cuts[i + 1]
-                if hi > lo:
-                    out[order[lo:hi], j] = piece[ordered[lo:hi] - bounds[i]]
         return out
 
 
@@ -147,7 +129,7 @@ def column_series(data: pd.DataFrame | pa.Table, name: str) -> pd.Series:
     return column.reset_index(drop=True)
 
 
-def _bad_value_error(name: str, bad: int, n_rows: int) -> ValueError:
+def bad_value_error(name: str, bad: int, n_rows: int) -> ValueError:
     return ValueError(
         f"feature '{name}' has {bad} null or non-finite value(s) in {n_rows} rows; "
         "impute or exclude them upstream before modelling"
@@ -172,11 +154,11 @@ def _arrow_feature(column: pa.ChunkedArray, name: str) -> tuple[NDArray[np.gener
             for chunk in column.chunks
             if pa.types.is_floating(chunk.type)
         )
-        raise _bad_value_error(name, column.null_count + nan, len(column))
+        raise bad_value_error(name, column.null_count + nan, len(column))
     pieces = tuple(chunk.to_numpy(zero_copy_only=False) for chunk in column.chunks if len(chunk))
     bad = _count_non_finite(pieces)
     if bad:
-        raise _bad_value_error(name, bad, len(column))
+        raise bad_value_error(name, bad, len(column))
     return pieces
 
 
@@ -190,7 +172,7 @@ def _pandas_feature(series: pd.Series, name: str) -> tuple[NDArray[np.generic], 
         values = series.to_numpy(dtype=np.float64, na_value=np.nan)
     bad = _count_non_finite([values])
     if bad:
-        raise _bad_value_error(name, bad, len(values))
+        raise bad_value_error(name, bad, len(values))
     return (values,)
 
 
@@ -286,85 +268,9 @@ def read_loan_columns(
     return LoanColumns(loan_id=loan_id, features=(*names, *indicator_names), chunks=tuple(chunks))
 
 
-def read_label(data: pd.DataFrame | pa.Table, name: str, *, purpose: str) -> NDArray[np.bool_]:
-    """A label column as a bool array: bool, or integers 0/1; no nulls; both classes present.
-
-    ``purpose`` ends the one-class message ("a risk model needs ...").
-    """
-    series = column_series(data, name)
-    nulls = int(series.isna().sum())
-    if nulls:
-        raise ValueError(f"label '{name}' has {nulls} null value(s); every row needs one")
-    if pd.api.types.is_bool_dtype(series.dtype):
-        values = series.to_numpy(dtype=bool)
-    elif pd.api.types.is_integer_dtype(series.dtype):
-        raw = series.to_numpy(dtype=np.int64)
-        if not np.isin(raw, (0, 1)).all():
-            raise ValueError(f"label '{name}' must be boolean or 0/1")
-        values = raw == 1
-    else:
-        raise ValueError(f"label '{name}' must be boolean or 0/1, got dtype {series.dtype}")
-    positives = int(values.sum())
-    if positives in (0, len(values)):
-        only = "true" if positives else "false"
-        raise ValueError(
-            f"label '{name}' has one class only (all {len(values)} rows are {only}); {purpose}"
-        )
-    return values
-
-
 def check_count(name: str, value: object, minimum: int) -> None:
     """Reject a non-integer or too-small count (dbt config values are easy to get as text)."""
     if isinstance(value, bool) or not isinstance(value, int | np.integer):
         raise TypeError(f"{name} must be an integer, got {value!r}")
     if value < minimum:
         raise ValueError(f"{name} must be at least {minimum}, got {value}")
-
-
-def id_hashes(loan_id: pd.Series, random_state: int) -> NDArray[np.uint64]:
-    """A 64-bit hash of each loan id under ``random_state``, in row order.
-
-    DuckDB's ``hash`` (already a dependency, vectorised and parallel) hashes
-    a million ids in ~0.06 s, where pandas' siphash took ~0.75 s on each of
-    the three models that draw a sample. The hash is DuckDB's own: a DuckDB
-    upgrade may draw another sample (and so train a new model version) from
-    the same book; an approved artifact is never redrawn.
-    """
-    ids = pa.table({KEY: pa.array(loan_id.astype(str), type=pa.large_string())})
-    with duckdb.connect(config={"preserve_insertion_order": True}) as connection:
-        connection.register("ids", ids)
-        hashes = connection.execute(
-            "select hash(loan_id, $salt::ubigint) as h from ids", {"salt": random_state}
-        ).fetchnumpy()["h"]
-    return np.asarray(hashes, dtype=np.uint64)
-
-
-def fitting_sample(loan_id: pd.Series, sample_rows: int, random_state: int) -> NDArray[np.intp]:
-    """Positions of the rows a model is fitted on, ordered by ``loan_id``.
-
-    Every row when the book fits in ``sample_rows``, else the ``sample_rows``
-    loans whose ids hash lowest under a key derived from ``random_state``: a
-    uniform sample chosen by the ids alone. DuckDB does not promise row order
-    across builds, so a sample drawn by row position would change the model
-    from one build of the same book to the next; ordering the sample by key
-    makes KMeans++ seeding and bootstrap draws independent of row order too.
-    """
-    n_rows = len(loan_id)
-    if n_rows > sample_rows:
-        positions = np.argpartition(id_hashes(loan_id, random_state), sample_rows - 1)[:sample_rows]
-    else:
-        positions = np.arange(n_rows)
-    order = loan_id.iloc[positions].reset_index(drop=True).argsort(kind="stable").to_numpy()
-    return positions[order].astype(np.intp)
-
-
-def string_column(names: Sequence[str], codes: NDArray[np.integer]) -> pd.Series:
-    """``names[codes]`` as a pandas ``str`` column, built in Arrow (no per-row Python objects)."""
-    values = pc.take(pa.array(list(names), type=pa.large_string()), np.asarray(codes))
-    target = pd.StringDtype(storage="pyarrow", na_value=np.nan)
-    return pd.Series(values.to_pandas(types_mapper={pa.large_string(): target}.get))
-
-
-def repeated_string(value: str, n: int) -> pd.Series:
-    """``value`` on each of ``n`` rows (a version or status), built as :func:`string_column`."""
-    return string_column([value], np.zeros(n, dtype=np.int32))

@@ -201,12 +201,16 @@ class Fitted:
     """What a model function returns: the frame dbt stores, and the fitted models to keep."""
 
     scores: Any
+    """What dbt stores: a ``pyarrow.RecordBatchReader`` (read once, see
+    :mod:`loan_recovery.loan_source`), or a frame for small outputs."""
     components: tuple[tuple[str, dict[str, Any], dict[str, NDArray[Any]], Any], ...] = ()
     """(name, meta, arrays, forest or None) per fitted model; empty when nothing was fitted."""
 
 
-def for_dbt(frame: pd.DataFrame | pa.Table) -> pa.Table:
-    """The frame a Python model returns, as Arrow.
+def for_dbt(
+    frame: pd.DataFrame | pa.Table | pa.RecordBatchReader,
+) -> pa.Table | pa.RecordBatchReader:
+    """The frame a Python model returns, as Arrow (a stream of batches passes as it is).
 
     dbt-duckdb stores whatever the model returns with ``create table as
     select * from`` it; DuckDB reads an Arrow table about 1.7x faster than the
@@ -214,12 +218,12 @@ def for_dbt(frame: pd.DataFrame | pa.Table) -> pa.Table:
     more columns), and the conversion is zero-copy. NaN in a float column
     becomes NULL either way.
     """
-    if isinstance(frame, pa.Table):
+    if isinstance(frame, pa.Table | pa.RecordBatchReader):
         return frame
     return pa.Table.from_pandas(frame, preserve_index=False)
 
 
-def keep(fitted: Fitted, store: Path | None = None) -> pa.Table:
+def keep(fitted: Fitted, store: Path | None = None) -> pa.Table | pa.RecordBatchReader:
     """Write the fitted models into the model store and return the scores for dbt.
 
     The one side effect of a scoring Python model, named so its three lines

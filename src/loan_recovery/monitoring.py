@@ -25,17 +25,19 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 from numpy.typing import NDArray
 
-from loan_recovery.model_input import column_series
+from loan_recovery.loan_source import LoanSource, quoted
+from loan_recovery.model_input import KEY, column_series
 from loan_recovery.model_store import Component, Fitted
 
 __all__ = ["COMPONENT", "N_BINS", "Variable", "monitor_population", "population_bins"]
@@ -107,7 +109,6 @@ def _shares(counts: NDArray[np.int64]) -> tuple[float, ...]:
 
 def _reference(
     table: pa.Table,
-    population: NDArray[np.bool_],
     numeric: Sequence[str],
     categories: Mapping[str, Sequence[str]],
     scores: Sequence[str],
@@ -116,7 +117,6 @@ def _reference(
     for kind, names in (("feature", numeric), ("score", scores)):
         for name in names:
             values = column_series(table, name).to_numpy(dtype=np.float64, na_value=np.nan)
-            values = values[population]
             finite = values[np.isfinite(values)]
             if finite.size == 0:
                 continue  # a score the build did not produce (the outcome model fell back)
@@ -124,7 +124,7 @@ def _reference(
             counts = _number_counts(finite, edges)
             variables.append(Variable(name, kind, tuple(map(float, edges)), (), _shares(counts)))
     for name, levels in categories.items():
-        codes = _category_codes(table, name, levels)[population]
+        codes = _category_codes(table, name, levels)
         counts = np.bincount(codes, minlength=len(levels) + 1)
         variables.append(Variable(name, "category", (), tuple(levels), _shares(counts)))
     return variables
@@ -146,8 +146,25 @@ def _labels(variable: Variable) -> tuple[list[str], list[float | None], list[flo
     return labels, lower, upper
 
 
-def population_bins(table: pa.Table, variables: Sequence[Variable]) -> pd.DataFrame:
-    """One row per variable and bin: the training share and this book's share and count."""
+def _counts(table: pa.Table, variable: Variable) -> NDArray[np.int64]:
+    """Loans of ``table`` in each of ``variable``'s bins."""
+    if variable.kind == "category":
+        codes = _category_codes(table, variable.name, variable.levels)
+        return np.bincount(codes, minlength=len(variable.levels) + 1)
+    values = column_series(table, variable.name).to_numpy(dtype=np.float64, na_value=np.nan)
+    return _number_counts(values, variable.edges)
+
+
+def population_bins(tables: Iterable[pa.Table], variables: Sequence[Variable]) -> pd.DataFrame:
+    """One row per variable and bin: the training share and this book's share and count.
+
+    ``tables`` are the book's batches: counts add up over them, so the book
+    is never held whole.
+    """
+    counted = [np.zeros(len(variable.shares), dtype=np.int64) for variable in variables]
+    for table in tables:
+        for total, variable in zip(counted, variables, strict=True):
+            total += _counts(table, variable)
     rows: dict[str, list[Any]] = {
         "variable": [],
         "variable_kind": [],
@@ -159,15 +176,7 @@ def population_bins(table: pa.Table, variables: Sequence[Variable]) -> pd.DataFr
         "actual_share": [],
         "actual_loans": [],
     }
-    for variable in variables:
-        if variable.kind == "category":
-            counts = np.bincount(
-                _category_codes(table, variable.name, variable.levels),
-                minlength=len(variable.levels) + 1,
-            )
-        else:
-            values = column_series(table, variable.name).to_numpy(dtype=np.float64, na_value=np.nan)
-            counts = _number_counts(values, variable.edges)
+    for variable, counts in zip(variables, counted, strict=True):
         labels, lower, upper = _labels(variable)
         actual = _shares(counts)
         for index, label in enumerate(labels):
@@ -196,29 +205,39 @@ def _component(variables: Sequence[Variable], population_rows: int) -> tuple[str
 
 
 def monitor_population(
-    loans: pa.Table,
+    loans: pa.Table | pd.DataFrame | duckdb.DuckDBPyRelation,
     numeric: Sequence[str],
     *,
     categories: Mapping[str, Sequence[str]],
     scores: Sequence[str],
     frozen: Component | None = None,
+    session: duckdb.DuckDBPyConnection | None = None,
 ) -> Fitted:
     """This book's share of loans in each training-population bin, for every model variable.
 
-    ``loans`` holds every scored loan: the ``numeric`` features, the
-    ``categories`` columns, the ``scores`` and ``is_outcome_training_row``.
-    Without ``frozen`` the bins are drawn on this build's training
-    population and kept in the model store (the registry copies them); with
+    ``loans`` (a dbt relation with its ``session``, or a frame) holds every
+    scored loan: loan_id, the ``numeric`` features, the ``categories``
+    columns, the ``scores`` and ``is_outcome_training_row``. Without
+    ``frozen`` the bins are drawn on this build's training population (read
+    whole: at most the outcome model's sample, or every loan when it did not
+    train) and kept in the model store (the registry copies them); with
     ``frozen`` (an artifact's monitoring component) the stored bins are used.
+    The book's own counts are added up a batch at a time.
     """
-    if loans.num_rows == 0:
+    source = LoanSource.of(loans, session)
+    columns = [*numeric, *categories, *scores]
+    source.require([KEY, POPULATION, *columns])
+    population = f"coalesce({quoted(POPULATION)}, false)"
+    found = source.counts({"population": population})
+    if found["rows"] == 0:
         raise ValueError("no loans to monitor: the input has 0 rows")
     if frozen is not None:
         variables = [Variable.from_json(data) for data in frozen.meta["variables"]]
-        return Fitted(population_bins(loans, variables), ((COMPONENT, frozen.meta, {}, None),))
-    population = column_series(loans, POPULATION).to_numpy(dtype=bool, na_value=False)
-    if not population.any():
-        population = np.ones(loans.num_rows, dtype=bool)
-    variables = _reference(loans, population, numeric, categories, scores)
-    component = _component(variables, int(population.sum()))
-    return Fitted(population_bins(loans, variables), (component,))
+        component = (COMPONENT, frozen.meta, {}, None)
+    else:
+        where = population if found["population"] else None
+        rows = found["population"] or found["rows"]
+        training = source.sample([KEY, *columns], rows, 0, where)
+        variables = _reference(training, numeric, categories, scores)
+        component = _component(variables, rows)
+    return Fitted(population_bins(source.batches(columns), variables), (component,))

@@ -26,25 +26,30 @@ write-up's score and the build says so.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
 from loan_recovery.calibration import Platt, cross_fitted
-from loan_recovery.forest import fit_out_of_bag, model_version, positive_proba, score_in_chunks
+from loan_recovery.forest import (
+    fit_out_of_bag,
+    model_version,
+    out_of_sample_scores,
+    positive_proba,
+)
+from loan_recovery.loan_source import LoanSource, numbers, quoted, stream
 from loan_recovery.model_input import (
     KEY,
     OUTCOME_LABEL,
     RESOLVED,
     check_count,
-    column_series,
-    fitting_sample,
+    check_features,
     indicator_arrays,
     indicator_name,
     read_loan_columns,
-    repeated_string,
 )
 from loan_recovery.model_store import Component, Fitted, out_of_bag_mask
 from loan_recovery.sentinel import check_features_are_honest
@@ -59,33 +64,59 @@ COMPONENT = "outcome"
 """The outcome model's name in the model store."""
 
 
-def _fallback(loan_id: pd.Series, reason: str) -> Fitted:
-    n = len(loan_id)
-    scores = pd.DataFrame(
+SCHEMA = pa.schema(
+    [
+        (KEY, pa.string()),
+        ("loss_probability", pa.float64()),
+        ("is_training_row", pa.bool_()),
+        ("outcome_model_version", pa.string()),
+        ("outcome_model_status", pa.string()),
+    ]
+)
+"""The scores' columns (loan_id takes the input's type)."""
+
+
+def _batch(
+    ids: pa.ChunkedArray,
+    probabilities: np.ndarray,
+    is_training: np.ndarray,
+    version: str | None,
+    status: str,
+) -> pa.Table:
+    n = len(ids)
+    return pa.table(
         {
-            KEY: loan_id,
-            "loss_probability": pd.Series(np.full(n, np.nan), dtype="float64"),
-            "is_training_row": np.zeros(n, dtype=bool),
-            "outcome_model_version": pd.Series([None] * n, dtype="string"),
-            "outcome_model_status": repeated_string(reason, n),
-        },
-        copy=False,
+            KEY: ids,
+            "loss_probability": numbers(probabilities),
+            "is_training_row": pa.array(is_training, pa.bool_()),
+            "outcome_model_version": pa.repeat(pa.scalar(version, pa.string()), n),
+            "outcome_model_status": pa.repeat(pa.scalar(status, pa.string()), n),
+        }
     )
-    return Fitted(scores)
 
 
 def _protected_indicators(
-    data: pd.DataFrame | pa.Table, protected: Mapping[str, Sequence[str]], positions: np.ndarray
+    training: pa.Table, protected: Mapping[str, Sequence[str]]
 ) -> dict[str, np.ndarray]:
     indicators: dict[str, np.ndarray] = {}
     for column, levels in protected.items():
-        for level, flags in zip(levels, indicator_arrays(data, column, levels), strict=True):
-            indicators[indicator_name(column, level)] = flags[positions]
+        for level, flags in zip(levels, indicator_arrays(training, column, levels), strict=True):
+            indicators[indicator_name(column, level)] = flags
     return indicators
 
 
+def _fallback(source: LoanSource, reason: str) -> Fitted:
+    def batches() -> Iterator[pa.Table]:
+        for batch in source.batches([KEY]):
+            n = batch.num_rows
+            nothing = np.full(n, np.nan)
+            yield _batch(batch.column(KEY), nothing, np.zeros(n, dtype=bool), None, reason)
+
+    return Fitted(stream(source.keyed(SCHEMA), batches()))
+
+
 def score_outcomes(
-    loans: pd.DataFrame | pa.Table,
+    loans: pd.DataFrame | pa.Table | duckdb.DuckDBPyRelation,
     features: Sequence[str],
     *,
     categories: Mapping[str, Sequence[str]],
@@ -96,91 +127,101 @@ def score_outcomes(
     min_resolved_loans: int,
     random_state: int,
     frozen: Component | None = None,
+    session: duckdb.DuckDBPyConnection | None = None,
 ) -> Fitted:
     """Every loan's loss_probability, is_training_row, outcome_model_version and status.
 
-    ``loans`` holds loan_id, ``features``, the ``categories`` columns, the
-    ``protected`` columns (read only by the sentinel), ``is_resolved`` and
-    the label ``is_not_fully_recovered`` (null for open loans). Returns the
-    scores and, when a model was trained, the model to keep
+    ``loans`` (a dbt relation with its ``session``, or a frame) holds
+    loan_id, ``features``, the ``categories`` columns, the ``protected``
+    columns (read only by the sentinel, on the training sample),
+    ``is_resolved`` and the label ``is_not_fully_recovered`` (null for open
+    loans). Returns the scores as a stream (:mod:`loan_recovery.loan_source`)
+    and, when a model was trained, the model to keep
     (:func:`loan_recovery.model_store.keep`).
 
     With ``frozen`` (the outcome model of an approved artifact) nothing is
     trained and no outcome is read: the stored forest and calibration score
     every loan, and the status is ``frozen``.
     """
+    source = LoanSource.of(loans, session)
     if frozen is not None:
-        return _frozen_scores(loans, features, categories, post_outcome_columns, frozen)
+        return _frozen_scores(source, features, categories, post_outcome_columns, frozen)
     check_count("n_trees", n_trees, 1)
     check_count("sample_rows", sample_rows, 2)
     check_count("min_resolved_loans", min_resolved_loans, 2)
     check_count("random_state", random_state, 0)
-    book = read_loan_columns(
-        loans,
-        features,
-        post_outcome_columns=post_outcome_columns,
-        action="score",
-        extra_columns=(RESOLVED, LABEL),
-        categories=categories,
+    check_features(
+        [*features, *categories],
+        post_outcome_columns,
+        forbidden=(RESOLVED, LABEL),
         protected_attributes=list(protected),
     )
-    resolved = column_series(loans, RESOLVED).to_numpy(dtype=bool, na_value=False)
-    label = column_series(loans, LABEL)
-    if label[resolved].isna().any():
+    source.check(features, [*categories, *protected, RESOLVED, LABEL], action="score")
+    resolved = f"coalesce({quoted(RESOLVED)}, false)"
+    found = source.counts(
+        {
+            "resolved": resolved,
+            "unlabelled": f"{resolved} and {quoted(LABEL)} is null",
+            "lost": f"{resolved} and {quoted(LABEL)}::boolean",
+        }
+    )
+    if found["unlabelled"]:
         raise ValueError(f"'{LABEL}' is null for a resolved loan; staging must give every one")
-    outcome = label.fillna(False).to_numpy(dtype=bool)
-    n_resolved = int(resolved.sum())
+    n_resolved = found["resolved"]
     if n_resolved < min_resolved_loans:
         return _fallback(
-            book.loan_id,
+            source,
             f"fallback: {n_resolved} resolved loans, fewer than min_resolved_loans "
             f"({min_resolved_loans}); the strategy uses the segment score",
         )
-    if outcome[resolved].all() or not outcome[resolved].any():
-        only = "not fully recovered" if outcome[resolved].all() else "fully recovered"
+    if found["lost"] in (0, n_resolved):
+        only = "not fully recovered" if found["lost"] else "fully recovered"
         return _fallback(
-            book.loan_id,
+            source,
             f"fallback: all {n_resolved} resolved loans were {only} (one outcome only); "
             "the strategy uses the segment score",
         )
 
-    resolved_positions = np.flatnonzero(resolved)
-    chosen = fitting_sample(
-        book.loan_id.iloc[resolved_positions].reset_index(drop=True), sample_rows, random_state
+    training = source.sample(
+        [KEY, *features, *categories, *protected, LABEL], sample_rows, random_state, resolved
     )
-    positions = resolved_positions[chosen]
-    sample = book.take(positions, np.float64)
-    labels = outcome[positions]
+    book = read_loan_columns(
+        training,
+        features,
+        post_outcome_columns=post_outcome_columns,
+        action="score",
+        extra_columns=(LABEL,),
+        categories=categories,
+        protected_attributes=list(protected),
+    )
+    sample = book.block(0, book.n_rows, np.float64)
+    labels = np.asarray(training.column(LABEL).to_numpy(zero_copy_only=False), dtype=bool)
     check_features_are_honest(
-        sample, book.features, labels, _protected_indicators(loans, protected, positions)
+        sample, book.features, labels, _protected_indicators(training, protected)
     )
     fitted = fit_out_of_bag(sample.astype(np.float32), labels, n_trees, random_state)
-    training_ids = book.loan_id.iloc[positions].reset_index(drop=True)
     training_probabilities, calibrator = cross_fitted(
-        fitted.training_scores, labels, training_ids, random_state
-    )
-
-    probabilities = np.empty(book.n_rows, dtype=np.float64)
-    is_training = np.zeros(book.n_rows, dtype=bool)
-    is_training[positions] = True
-    probabilities[positions] = training_probabilities
-    score_in_chunks(
-        book.n_rows,
-        lambda start, stop: book.block(start, stop, np.float32),
-        ~is_training,
-        lambda rows: calibrator.apply(positive_proba(fitted.forest, rows)),
-        probabilities,
+        fitted.training_scores, labels, book.loan_id, random_state
     )
     version = model_version(
         fitted.parameters,
         list(book.features),
         LABEL,
-        training_ids,
+        book.loan_id,
         sample,
         labels,
         extra={"calibration": ["platt", calibrator.slope, calibrator.intercept]},
     )
-    scores = _frame(book.loan_id, probabilities, is_training, version, TRAINED)
+    scores = _scored(
+        source,
+        features,
+        categories,
+        post_outcome_columns,
+        lambda rows: calibrator.apply(positive_proba(fitted.forest, rows)),
+        (training.column(KEY).combine_chunks(), training_probabilities),
+        version,
+        TRAINED,
+    )
     meta = {
         "version": version,
         "label": LABEL,
@@ -190,36 +231,45 @@ def score_outcomes(
         "post_outcome_columns": list(post_outcome_columns),
         "parameters": fitted.parameters,
         "calibration": {"slope": calibrator.slope, "intercept": calibrator.intercept},
-        "training_rows": len(positions),
+        "training_rows": book.n_rows,
     }
     arrays = {
-        "training_ids": training_ids.astype(str).to_numpy(dtype=str),
-        "oob_mask": out_of_bag_mask(fitted.forest, len(positions)),
+        "training_ids": book.loan_id.astype(str).to_numpy(dtype=str),
+        "oob_mask": out_of_bag_mask(fitted.forest, book.n_rows),
     }
     return Fitted(scores, ((COMPONENT, meta, arrays, fitted.forest),))
 
 
-def _frame(
-    loan_id: pd.Series,
-    probabilities: np.ndarray,
-    is_training: np.ndarray,
+def _scored(
+    source: LoanSource,
+    features: Sequence[str],
+    categories: Mapping[str, Sequence[str]],
+    post_outcome_columns: Sequence[str],
+    score: Callable[[np.ndarray], np.ndarray],
+    training: tuple[pa.Array, np.ndarray],
     version: str,
     status: str,
-) -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            KEY: loan_id,
-            "loss_probability": probabilities,
-            "is_training_row": is_training,
-            "outcome_model_version": repeated_string(version, len(loan_id)),
-            "outcome_model_status": repeated_string(status, len(loan_id)),
-        },
-        copy=False,
-    )
+) -> pa.RecordBatchReader:
+    """Every loan's probability, a batch at a time; training loans keep their cross-fitted one."""
+
+    def batches() -> Iterator[pa.Table]:
+        for table in source.batches([KEY, *features, *categories]):
+            batch = read_loan_columns(
+                table,
+                features,
+                post_outcome_columns=post_outcome_columns,
+                action="score",
+                categories=categories,
+            )
+            ids = table.column(KEY)
+            probabilities, is_training = out_of_sample_scores(batch, ids, *training, score)
+            yield _batch(ids, probabilities, is_training, version, status)
+
+    return stream(source.keyed(SCHEMA), batches())
 
 
 def _frozen_scores(
-    loans: pd.DataFrame | pa.Table,
+    source: LoanSource,
     features: Sequence[str],
     categories: Mapping[str, Sequence[str]],
     post_outcome_columns: Sequence[str],
@@ -229,24 +279,25 @@ def _frozen_scores(
     wanted = {name: list(levels) for name, levels in categories.items()}
     if meta["numeric_features"] != list(features) or meta["categories"] != wanted or forest is None:
         raise ValueError("the frozen outcome model was trained on other features; retrain it")
-    book = read_loan_columns(
-        loans,
-        features,
-        post_outcome_columns=post_outcome_columns,
-        action="score",
-        categories=categories,
-    )
-    if list(book.features) != meta["features"]:
+    names = check_features([*features, *categories], post_outcome_columns)
+    source.check(features, list(categories), action="score")
+    if [*names[: len(features)], *_indicator_names(categories)] != meta["features"]:
         raise ValueError("the frozen outcome model was trained on other features; retrain it")
     calibrator = Platt(**meta["calibration"])
-    probabilities = np.empty(book.n_rows, dtype=np.float64)
-    score_in_chunks(
-        book.n_rows,
-        lambda start, stop: book.block(start, stop, np.float32),
-        np.ones(book.n_rows, dtype=bool),
+    scores = _scored(
+        source,
+        features,
+        categories,
+        post_outcome_columns,
         lambda rows: calibrator.apply(positive_proba(forest, rows)),
-        probabilities,
+        (pa.array([], source.keyed(SCHEMA).field(KEY).type), np.empty(0)),
+        meta["version"],
+        FROZEN,
     )
-    no_training = np.zeros(book.n_rows, dtype=bool)
-    scores = _frame(book.loan_id, probabilities, no_training, meta["version"], FROZEN)
     return Fitted(scores, ((COMPONENT, meta, {}, forest),))
+
+
+def _indicator_names(categories: Mapping[str, Sequence[str]]) -> list[str]:
+    return [
+        indicator_name(column, level) for column, levels in categories.items() for level in levels
+    ]

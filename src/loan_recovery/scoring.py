@@ -10,21 +10,21 @@ recovery at chance on the write-up's data: risk_model_metrics says so.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from loan_recovery.forest import fit_out_of_bag, model_version, positive_proba, score_in_chunks
-from loan_recovery.model_input import (
-    KEY,
-    check_count,
-    fitting_sample,
-    read_label,
-    read_loan_columns,
-    repeated_string,
+from loan_recovery.forest import (
+    fit_out_of_bag,
+    model_version,
+    out_of_sample_scores,
+    positive_proba,
 )
+from loan_recovery.loan_source import LoanSource, numbers, stream
+from loan_recovery.model_input import KEY, check_count, check_features, read_loan_columns
 from loan_recovery.model_store import Component, Fitted, out_of_bag_mask
 
 __all__ = ["COMPONENT", "LABEL", "score_segment_risk"]
@@ -32,10 +32,19 @@ __all__ = ["COMPONENT", "LABEL", "score_segment_risk"]
 LABEL = "is_high_risk"
 COMPONENT = "segment_score"
 """The segment score's name in the model store."""
+SCHEMA = pa.schema(
+    [
+        (KEY, pa.string()),
+        ("segment_risk_score", pa.float64()),
+        ("is_training_row", pa.bool_()),
+        ("segment_model_version", pa.string()),
+    ]
+)
+"""The scores' columns (loan_id takes the input's type)."""
 
 
 def score_segment_risk(
-    training: pd.DataFrame | pa.Table,
+    training: pd.DataFrame | pa.Table | duckdb.DuckDBPyRelation,
     features: Sequence[str],
     *,
     post_outcome_columns: Sequence[str],
@@ -43,14 +52,17 @@ def score_segment_risk(
     sample_rows: int,
     random_state: int,
     frozen: Component | None = None,
+    session: duckdb.DuckDBPyConnection | None = None,
 ) -> Fitted:
     """Every loan's out-of-sample segment_risk_score, is_training_row and segment_model_version.
 
-    ``training`` holds loan_id, the features and the label ``is_high_risk``.
-    The forest (:func:`loan_recovery.forest.forest_parameters`) is fitted on
-    every loan, or on ``sample_rows`` loans chosen by hashed loan id. The
-    version is a hash of the scikit-learn version, the parameters, the
-    features and the training rows.
+    ``training`` (a dbt relation with its ``session``, or a frame) holds
+    loan_id, the features and the label ``is_high_risk``. The forest
+    (:func:`loan_recovery.forest.forest_parameters`) is fitted on every loan,
+    or on ``sample_rows`` loans chosen by hashed loan id
+    (:meth:`loan_recovery.loan_source.LoanSource.sample`). The version is a
+    hash of the scikit-learn version, the parameters, the features and the
+    training rows. The scores come as a stream, a batch at a time.
 
     Raises ``ValueError`` for a leaky feature (post_outcome_columns or the
     label itself), missing columns, 0 rows (dbt ``build --empty``), null or
@@ -59,52 +71,43 @@ def score_segment_risk(
     With ``frozen`` (the segment score of an approved artifact) nothing is
     fitted and the label is not read: the stored forest scores every loan.
     """
+    source = LoanSource.of(training, session)
     if frozen is not None:
-        return _frozen_scores(training, features, post_outcome_columns, frozen)
+        return _frozen_scores(source, features, post_outcome_columns, frozen)
     check_count("n_trees", n_trees, 1)
     check_count("sample_rows", sample_rows, 2)
     check_count("random_state", random_state, 0)
+    check_features(features, post_outcome_columns, forbidden=(LABEL,))
+    source.check(features, [LABEL], action="score")
+    source.check_label(LABEL, purpose="a risk model needs high-risk and other loans")
+
+    sample_table = source.sample([KEY, *features, LABEL], sample_rows, random_state)
     book = read_loan_columns(
-        training,
+        sample_table,
         features,
         post_outcome_columns=post_outcome_columns,
         action="score",
         extra_columns=(LABEL,),
     )
-    labels = read_label(training, LABEL, purpose="a risk model needs high-risk and other loans")
-
-    positions = fitting_sample(book.loan_id, sample_rows, random_state)
-    sample = book.take(positions, np.float64)
-    sample_labels = labels[positions]
-    if sample_labels.all() or not sample_labels.any():
+    sample = book.block(0, book.n_rows, np.float64)
+    labels = np.asarray(sample_table.column(LABEL).to_numpy(zero_copy_only=False), dtype=bool)
+    if labels.all() or not labels.any():
         raise ValueError(
-            f"the {len(positions)}-loan training sample has one class only; "
+            f"the {book.n_rows}-loan training sample has one class only; "
             "raise sample_rows or check the high-risk share"
         )
-    fitted = fit_out_of_bag(sample.astype(np.float32), sample_labels, n_trees, random_state)
-
-    scores = np.empty(book.n_rows, dtype=np.float64)
-    is_training = np.zeros(book.n_rows, dtype=bool)
-    is_training[positions] = True
-    scores[positions] = fitted.training_scores
-    score_in_chunks(
-        book.n_rows,
-        lambda start, stop: book.block(start, stop, np.float32),
-        ~is_training,
-        lambda rows: positive_proba(fitted.forest, rows),
-        scores,
-    )
-    np.clip(scores, 0.0, 1.0, out=scores)
-
+    fitted = fit_out_of_bag(sample.astype(np.float32), labels, n_trees, random_state)
     version = model_version(
-        fitted.parameters,
-        list(book.features),
-        LABEL,
-        book.loan_id.iloc[positions],
-        sample,
-        sample_labels,
+        fitted.parameters, list(book.features), LABEL, book.loan_id, sample, labels
     )
-    frame = _frame(book.loan_id, scores, is_training, version)
+    scores = _scored(
+        source,
+        features,
+        post_outcome_columns,
+        lambda rows: positive_proba(fitted.forest, rows),
+        (sample_table.column(KEY).combine_chunks(), fitted.training_scores),
+        version,
+    )
     meta = {
         "version": version,
         "label": LABEL,
@@ -113,49 +116,62 @@ def score_segment_risk(
         "categories": {},
         "post_outcome_columns": list(post_outcome_columns),
         "parameters": fitted.parameters,
-        "training_rows": len(positions),
+        "training_rows": book.n_rows,
     }
     arrays = {
-        "training_ids": book.loan_id.iloc[positions].astype(str).to_numpy(dtype=str),
-        "oob_mask": out_of_bag_mask(fitted.forest, len(positions)),
+        "training_ids": book.loan_id.astype(str).to_numpy(dtype=str),
+        "oob_mask": out_of_bag_mask(fitted.forest, book.n_rows),
     }
-    return Fitted(frame, ((COMPONENT, meta, arrays, fitted.forest),))
+    return Fitted(scores, ((COMPONENT, meta, arrays, fitted.forest),))
 
 
-def _frame(
-    loan_id: pd.Series, scores: np.ndarray, is_training: np.ndarray, version: str
-) -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            KEY: loan_id,
-            "segment_risk_score": scores,
-            "is_training_row": is_training,
-            "segment_model_version": repeated_string(version, len(loan_id)),
-        },
-        copy=False,
-    )
+def _scored(
+    source: LoanSource,
+    features: Sequence[str],
+    post_outcome_columns: Sequence[str],
+    score: Callable[[np.ndarray], np.ndarray],
+    training: tuple[pa.Array, np.ndarray],
+    version: str,
+) -> pa.RecordBatchReader:
+    """Every loan's score in [0, 1], a batch at a time; training loans keep their out-of-bag one."""
+
+    def batches() -> Iterator[pa.Table]:
+        for table in source.batches([KEY, *features]):
+            batch = read_loan_columns(
+                table, features, post_outcome_columns=post_outcome_columns, action="score"
+            )
+            ids = table.column(KEY)
+            scores, is_training = out_of_sample_scores(batch, ids, *training, score)
+            np.clip(scores, 0.0, 1.0, out=scores)
+            yield pa.table(
+                {
+                    KEY: ids,
+                    "segment_risk_score": numbers(scores),
+                    "is_training_row": pa.array(is_training, pa.bool_()),
+                    "segment_model_version": pa.repeat(pa.scalar(version), len(ids)),
+                }
+            )
+
+    return stream(source.keyed(SCHEMA), batches())
 
 
 def _frozen_scores(
-    training: pd.DataFrame | pa.Table,
+    source: LoanSource,
     features: Sequence[str],
     post_outcome_columns: Sequence[str],
     frozen: Component,
 ) -> Fitted:
-    if list(frozen.meta["features"]) != list(features) or frozen.forest is None:
-        raise ValueError("the frozen segment score was trained on other features; retrain it")
-    book = read_loan_columns(
-        training, features, post_outcome_columns=post_outcome_columns, action="score"
-    )
-    scores = np.empty(book.n_rows, dtype=np.float64)
     forest = frozen.forest
-    score_in_chunks(
-        book.n_rows,
-        lambda start, stop: book.block(start, stop, np.float32),
-        np.ones(book.n_rows, dtype=bool),
+    if list(frozen.meta["features"]) != list(features) or forest is None:
+        raise ValueError("the frozen segment score was trained on other features; retrain it")
+    check_features(features, post_outcome_columns)
+    source.check(features, [], action="score")
+    scores = _scored(
+        source,
+        features,
+        post_outcome_columns,
         lambda rows: positive_proba(forest, rows),
-        scores,
+        (pa.array([], source.keyed(SCHEMA).field(KEY).type), np.empty(0)),
+        frozen.meta["version"],
     )
-    np.clip(scores, 0.0, 1.0, out=scores)
-    frame = _frame(book.loan_id, scores, np.zeros(book.n_rows, dtype=bool), frozen.meta["version"])
-    return Fitted(frame, ((COMPONENT, frozen.meta, {}, forest),))
+    return Fitted(scores, ((COMPONENT, frozen.meta, {}, forest),))

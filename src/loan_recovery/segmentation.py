@@ -14,30 +14,31 @@ rules' table, are in :mod:`loan_recovery.segment_names`.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 from numpy.typing import NDArray
 from sklearn.cluster import KMeans
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
+from loan_recovery.loan_source import LoanSource, stream
 from loan_recovery.model_input import (
     KEY,
     OUTCOME_LABEL,
     RESOLVED,
     LoanColumns,
     check_count,
-    column_series,
-    fitting_sample,
+    check_features,
     read_loan_columns,
-    repeated_string,
-    string_column,
 )
 from loan_recovery.model_store import Component, Fitted
 from loan_recovery.segment_names import (
@@ -119,7 +120,7 @@ class SegmentModel:
 
 @dataclass(frozen=True)
 class Segmentation:
-    """A segmented book: one row per loan, one profile row per segment, and the fitted model.
+    """A segmented book: one profile row per segment, the fitted model, and each loan's segment.
 
     ``profile`` columns: segment_id, segment_name, is_high_risk, risk_basis,
     size (loans assigned), resolved (of them), loss_rate (NaN without
@@ -127,9 +128,13 @@ class Segmentation:
     fitting sample, see the module docstring), in segment_id order.
     """
 
-    assignments: pd.DataFrame
     profile: pd.DataFrame
     model: SegmentModel
+    source: LoanSource
+
+    def assignments(self) -> pa.RecordBatchReader:
+        """Every loan's segment (see :func:`assign_segments`), streamed a batch at a time."""
+        return _assignments(self.source, self.model)
 
 
 def _nearest_centroid(
@@ -159,53 +164,61 @@ def _nearest_centroid(
     return labels
 
 
-def _outcomes(loans: pd.DataFrame | pa.Table) -> tuple[NDArray[np.bool_], NDArray[np.bool_]] | None:
-    """(resolved, not fully recovered) per loan when the input carries outcomes, else None."""
-    names = loans.column_names if isinstance(loans, pa.Table) else list(loans.columns)
-    if RESOLVED not in names or OUTCOME_LABEL not in names:
-        return None
-    resolved = column_series(loans, RESOLVED).to_numpy(dtype=bool, na_value=False)
-    lost = column_series(loans, OUTCOME_LABEL).fillna(False).to_numpy(dtype=bool)
-    return resolved, lost & resolved
+def _labelled_batches(
+    source: LoanSource,
+    model: SegmentModel,
+    post_outcome_columns: Sequence[str],
+    extra: Sequence[str] = (),
+) -> Iterator[tuple[pa.Table, NDArray[np.int32]]]:
+    """Each batch of the book with its loans' nearest-centroid (KMeans) labels."""
+    for table in source.batches([KEY, *model.features, *extra]):
+        batch = read_loan_columns(
+            table, model.features, post_outcome_columns=post_outcome_columns, action="segment"
+        )
+        yield table, _nearest_centroid(batch, model.mean, model.scale, model.centers)
 
 
 def segment_loans(
-    loans: pd.DataFrame | pa.Table,
+    loans: pd.DataFrame | pa.Table | duckdb.DuckDBPyRelation,
     features: Sequence[str],
     *,
     post_outcome_columns: Sequence[str],
     n_segments: int,
     sample_rows: int,
     random_state: int,
+    session: duckdb.DuckDBPyConnection | None = None,
 ) -> Segmentation:
-    """Cluster the book and return per-loan assignments plus the per-segment profile.
+    """Cluster the book and return the per-segment profile, the model and the assignments.
 
     See ``assign_segments`` for the method; this is the same computation,
-    keeping the profile for inspection and tests.
+    keeping the profile for inspection and tests. The book is read twice in
+    batches: once to count each segment's loans and outcomes (which name
+    it), once to assign them.
     """
     check_count("n_segments", n_segments, 2)
     check_count("sample_rows", sample_rows, 2)
     check_count("random_state", random_state, 0)
-    outcomes = _outcomes(loans)
     if sample_rows < n_segments:
         raise ValueError(f"sample_rows ({sample_rows}) must be at least n_segments ({n_segments})")
-    book = read_loan_columns(
-        loans, features, post_outcome_columns=post_outcome_columns, action="segment"
-    )
-    unprofiled = [name for name in PROFILE_FEATURES if name not in book.features]
+    names = check_features(features, post_outcome_columns)
+    source = LoanSource.of(loans, session)
+    unprofiled = [name for name in PROFILE_FEATURES if name not in names]
     if unprofiled:
         raise ValueError(
             f"segment naming needs the features {', '.join(unprofiled)} (see the segmentation "
             "module docstring for how each measure is defined)"
         )
-    if book.n_rows < n_segments:
+    n_rows = source.check(names, [], action="segment")
+    if n_rows < n_segments:
         raise ValueError(
-            f"cannot form {n_segments} segments from {book.n_rows} loan(s): "
+            f"cannot form {n_segments} segments from {n_rows} loan(s): "
             "need at least one loan per segment"
         )
-
-    positions = fitting_sample(book.loan_id, sample_rows, random_state)
-    sample = book.take(positions, np.float64)
+    sample_table = source.sample([KEY, *names], sample_rows, random_state)
+    book = read_loan_columns(
+        sample_table, names, post_outcome_columns=post_outcome_columns, action="segment"
+    )
+    sample = book.block(0, book.n_rows, np.float64)
     scaler = StandardScaler().fit(sample)
     standardized = scaler.transform(sample)
     kmeans = KMeans(n_clusters=n_segments, random_state=random_state, n_init=10)
@@ -214,9 +227,7 @@ def segment_loans(
     # (measured at 50,000 rows on 2 busy cores: 1.3 s with one thread, 2.9 s with two).
     with threadpool_limits(limits=1, user_api="openmp"):
         kmeans.fit(standardized)
-
-    labels = _nearest_centroid(book, scaler.mean_, scaler.scale_, kmeans.cluster_centers_)
-    sample_labels = labels[positions]
+    sample_labels = _nearest_centroid(book, scaler.mean_, scaler.scale_, kmeans.cluster_centers_)
     counts = np.bincount(sample_labels, minlength=n_segments)
     if (counts == 0).any():
         raise ValueError(
@@ -225,33 +236,32 @@ def segment_loans(
         )
     centroids = pd.DataFrame(
         np.vstack([standardized[sample_labels == c].mean(axis=0) for c in range(n_segments)]),
-        columns=list(book.features),
+        columns=list(names),
     )
-    sizes = np.bincount(labels, minlength=n_segments)
-    resolved_counts = np.zeros(n_segments, dtype=np.int64)
-    loss_rates = None
-    book_loss_rate = None
-    if outcomes is not None:
-        resolved, lost = outcomes
-        resolved_counts = np.bincount(labels[resolved], minlength=n_segments)
-        if resolved_counts.min() >= MIN_SEGMENT_RESOLVED:
-            losses = np.bincount(labels[resolved & lost], minlength=n_segments)
-            loss_rates = losses / resolved_counts
-            book_loss_rate = float(losses.sum() / resolved_counts.sum())
-    named = name_segments(centroids, loss_rates, book_loss_rate)
-
-    model = SegmentModel(
-        features=book.features,
+    unnamed = SegmentModel(
+        features=names,
         mean=scaler.mean_,
         scale=scaler.scale_,
         centers=kmeans.cluster_centers_,
+        segment_ids=np.arange(1, n_segments + 1, dtype=np.int64),
+        names=tuple(f"segment {c}" for c in range(n_segments)),
+        high_risk=np.zeros(n_segments, dtype=bool),
+        risk_basis="",
+    )
+    sizes, resolved_counts, losses = _segment_counts(source, unnamed, post_outcome_columns)
+    loss_rates = None
+    book_loss_rate = None
+    if losses is not None and resolved_counts.min() >= MIN_SEGMENT_RESOLVED:
+        loss_rates = losses / resolved_counts
+        book_loss_rate = float(losses.sum() / resolved_counts.sum())
+    named = name_segments(centroids, loss_rates, book_loss_rate)
+    model = dataclasses.replace(
+        unnamed,
         segment_ids=named["segment_id"].to_numpy(dtype=np.int64),
         names=tuple(named["segment_name"]),
         high_risk=named["is_high_risk"].to_numpy(dtype=bool),
         risk_basis=str(named["risk_basis"].iloc[0]),
     )
-    assignments = _assignments(book, model, labels)
-    del labels
     profile = named.assign(size=sizes.astype(np.int64), resolved=resolved_counts)[
         [
             "segment_id",
@@ -268,32 +278,74 @@ def segment_loans(
         ]
     ]
     profile = profile.sort_values("segment_id").reset_index(drop=True)
-    return Segmentation(assignments=assignments, profile=profile, model=model)
+    return Segmentation(profile=profile, model=model, source=source)
+
+
+def _segment_counts(
+    source: LoanSource, model: SegmentModel, post_outcome_columns: Sequence[str]
+) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64] | None]:
+    """Loans, resolved loans and losses per KMeans cluster (losses None without outcomes)."""
+    k = len(model.centers)
+    outcomes = [RESOLVED, OUTCOME_LABEL] if {RESOLVED, OUTCOME_LABEL} <= set(source.columns) else []
+    sizes = np.zeros(k, dtype=np.int64)
+    resolved_counts = np.zeros(k, dtype=np.int64)
+    losses = np.zeros(k, dtype=np.int64)
+    for table, labels in _labelled_batches(source, model, post_outcome_columns, outcomes):
+        sizes += np.bincount(labels, minlength=k)
+        if outcomes:
+            resolved = _flags(table, RESOLVED)
+            lost = _flags(table, OUTCOME_LABEL) & resolved
+            resolved_counts += np.bincount(labels[resolved], minlength=k)
+            losses += np.bincount(labels[lost], minlength=k)
+    return sizes, resolved_counts, (losses if outcomes else None)
+
+
+def _flags(table: pa.Table, name: str) -> NDArray[np.bool_]:
+    """A boolean (or 0/1) column as a bool array, null read as false."""
+    flags = pc.fill_null(table.column(name).cast(pa.bool_()), False)
+    return np.asarray(flags.to_numpy(zero_copy_only=False), dtype=bool)
+
+
+SCHEMA = pa.schema(
+    [
+        (KEY, pa.string()),
+        ("segment_id", pa.int64()),
+        ("segment_name", pa.string()),
+        ("is_high_risk", pa.bool_()),
+        ("risk_basis", pa.string()),
+    ]
+)
+"""The assignments' columns (loan_id takes the input's type)."""
 
 
 def _assignments(
-    book: LoanColumns, model: SegmentModel, labels: NDArray[np.int32] | None = None
-) -> pd.DataFrame:
-    """Every loan's segment from its nearest centroid (``labels`` when already known)."""
-    if labels is None:
-        labels = _nearest_centroid(book, model.mean, model.scale, model.centers)
-    # KMeans label -> 0-based segment id for every loan.
-    codes = (model.segment_ids - 1).astype(np.int32)[labels]
+    source: LoanSource, model: SegmentModel, post_outcome_columns: Sequence[str] = ()
+) -> pa.RecordBatchReader:
+    """Every loan's segment from its nearest centroid, a batch at a time."""
+    # KMeans label -> 0-based segment id, and segment id order -> name and flag.
+    codes_of = (model.segment_ids - 1).astype(np.int32)
     order = np.argsort(model.segment_ids)
-    return pd.DataFrame(
-        {
-            KEY: book.loan_id,
-            "segment_id": np.add(codes, 1, dtype=np.int64),
-            "segment_name": string_column([model.names[i] for i in order], codes),
-            "is_high_risk": model.high_risk[order][codes],
-            "risk_basis": repeated_string(model.risk_basis, len(codes)),
-        },
-        copy=False,
-    )
+    names = pa.array([model.names[i] for i in order], pa.string())
+    high_risk = model.high_risk[order]
+
+    def batches() -> Iterator[pa.Table]:
+        for table, labels in _labelled_batches(source, model, post_outcome_columns):
+            codes = codes_of[labels]
+            yield pa.table(
+                {
+                    KEY: table.column(KEY),
+                    "segment_id": pa.array(np.add(codes, 1, dtype=np.int64)),
+                    "segment_name": names.take(pa.array(codes)),
+                    "is_high_risk": pa.array(high_risk[codes]),
+                    "risk_basis": pa.repeat(pa.scalar(model.risk_basis), len(codes)),
+                }
+            )
+
+    return stream(source.keyed(SCHEMA), batches())
 
 
 def assign_segments(
-    loans: pd.DataFrame | pa.Table,
+    loans: pd.DataFrame | pa.Table | duckdb.DuckDBPyRelation,
     features: Sequence[str],
     *,
     post_outcome_columns: Sequence[str],
@@ -301,6 +353,7 @@ def assign_segments(
     sample_rows: int,
     random_state: int,
     frozen: Component | None = None,
+    session: duckdb.DuckDBPyConnection | None = None,
 ) -> Fitted:
     """Every loan's segment: loan_id, segment_id, segment_name, is_high_risk, risk_basis.
 
@@ -308,7 +361,7 @@ def assign_segments(
     the book, or on a deterministic sample of ``sample_rows`` loans chosen by
     hashed loan id when the book is larger (KMeans cost grows with rows; on a
     1M-loan book a 50k-row fit assigns 99.3% of loans as a 200k-row fit does);
-    every loan is then assigned to its nearest centroid in chunks. The
+    every loan is then assigned to its nearest centroid, a batch at a time. The
     clusters are profiled and their ids, names and high-risk flags follow
     from the profiles and outcomes (module docstring), so they do not depend
     on KMeans' arbitrary numbering.
@@ -325,10 +378,9 @@ def assign_segments(
         model = SegmentModel.from_component(frozen)
         if list(model.features) != list(features):
             raise ValueError("the frozen segmentation was fitted on other features; retrain it")
-        book = read_loan_columns(
-            loans, features, post_outcome_columns=post_outcome_columns, action="segment"
-        )
-        return Fitted(_assignments(book, model), (model.component(post_outcome_columns),))
+        source = LoanSource.of(loans, session)
+        source.check(check_features(features, post_outcome_columns), [], action="segment")
+        return Fitted(_assignments(source, model), (model.component(post_outcome_columns),))
     segmentation = segment_loans(
         loans,
         features,
@@ -336,5 +388,6 @@ def assign_segments(
         n_segments=n_segments,
         sample_rows=sample_rows,
         random_state=random_state,
+        session=session,
     )
-    return Fitted(segmentation.assignments, (segmentation.model.component(post_outcome_columns),))
+    return Fitted(segmentation.assignments(), (segmentation.model.component(post_outcome_columns),))
