@@ -41,7 +41,7 @@ import hashlib
 import json
 import os
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -55,7 +55,8 @@ from numpy.typing import NDArray
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.model_selection import KFold
 
-from loan_recovery.model_input import LoanColumns
+from loan_recovery.loan_source import LoanSource, stream
+from loan_recovery.model_input import KEY, LoanColumns, read_loan_columns
 
 TREE_ROWS = 10_000
 ROWS_PER_LEAF = 1_000
@@ -210,6 +211,40 @@ def out_of_sample_scores(
         scores,
     )
     return scores, is_training
+
+
+def stream_scores(
+    source: LoanSource,
+    schema: pa.Schema,
+    features: Sequence[str],
+    categories: Mapping[str, Sequence[str]],
+    post_outcome_columns: Sequence[str],
+    score: Callable[[NDArray[np.float32]], NDArray[np.float64]],
+    training: tuple[pa.Array, NDArray[np.float64]],
+    columns: Callable[[NDArray[np.float64], NDArray[np.bool_]], list[pa.Array]],
+) -> pa.RecordBatchReader:
+    """Every loan of ``source`` scored out of sample, a batch at a time.
+
+    ``training`` is (training loan ids, their out-of-sample scores), see
+    :func:`out_of_sample_scores`;
+    ``columns(scores, is_training)`` makes the output columns after loan_id,
+    as ``schema`` names them.
+    """
+
+    def batches() -> Iterator[pa.Table]:
+        for table in source.batches([KEY, *features, *categories]):
+            batch = read_loan_columns(
+                table,
+                features,
+                post_outcome_columns=post_outcome_columns,
+                action="score",
+                categories=categories,
+            )
+            ids = table.column(KEY)
+            scores, is_training = out_of_sample_scores(batch, ids, *training, score)
+            yield pa.table([ids, *columns(scores, is_training)], schema=schema)
+
+    return stream(schema, batches())
 
 
 def model_version(

@@ -234,6 +234,14 @@ def keep(fitted: Fitted, store: Path | None = None) -> pa.Table | pa.RecordBatch
     return for_dbt(fitted.scores)
 
 
+def training_arrays(loan_id: pd.Series, forest: RandomForestClassifier) -> dict[str, NDArray[Any]]:
+    """The :data:`TRAINING_ONLY` arrays of a forest fitted on the loans ``loan_id``, in order."""
+    return {
+        "training_ids": loan_id.astype(str).to_numpy(dtype=str),
+        "oob_mask": out_of_bag_mask(forest, len(loan_id)),
+    }
+
+
 def out_of_bag_mask(forest: RandomForestClassifier, n_rows: int) -> NDArray[np.bool_]:
     """(n_rows, n_trees): True where a training row was left out of a tree's bootstrap."""
     mask = np.ones((n_rows, len(forest.estimators_)), dtype=bool)

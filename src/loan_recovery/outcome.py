@@ -34,12 +34,7 @@ import pandas as pd
 import pyarrow as pa
 
 from loan_recovery.calibration import Platt, cross_fitted
-from loan_recovery.forest import (
-    fit_out_of_bag,
-    model_version,
-    out_of_sample_scores,
-    positive_proba,
-)
+from loan_recovery.forest import fit_out_of_bag, model_version, positive_proba, stream_scores
 from loan_recovery.loan_source import LoanSource, numbers, quoted, stream
 from loan_recovery.model_input import (
     KEY,
@@ -51,7 +46,7 @@ from loan_recovery.model_input import (
     indicator_name,
     read_loan_columns,
 )
-from loan_recovery.model_store import Component, Fitted, out_of_bag_mask
+from loan_recovery.model_store import Component, Fitted, training_arrays
 from loan_recovery.sentinel import check_features_are_honest
 
 __all__ = ["COMPONENT", "FROZEN", "LABEL", "TRAINED", "score_outcomes"]
@@ -76,23 +71,19 @@ SCHEMA = pa.schema(
 """The scores' columns (loan_id takes the input's type)."""
 
 
-def _batch(
-    ids: pa.ChunkedArray,
-    probabilities: np.ndarray,
-    is_training: np.ndarray,
-    version: str | None,
-    status: str,
-) -> pa.Table:
-    n = len(ids)
-    return pa.table(
-        {
-            KEY: ids,
-            "loss_probability": numbers(probabilities),
-            "is_training_row": pa.array(is_training, pa.bool_()),
-            "outcome_model_version": pa.repeat(pa.scalar(version, pa.string()), n),
-            "outcome_model_status": pa.repeat(pa.scalar(status, pa.string()), n),
-        }
-    )
+def _columns(version: str | None, status: str) -> Callable[[np.ndarray, np.ndarray], list]:
+    """The columns after loan_id (see :data:`SCHEMA`) for a batch's probabilities."""
+
+    def columns(probabilities: np.ndarray, is_training: np.ndarray) -> list[pa.Array]:
+        n = len(probabilities)
+        return [
+            numbers(probabilities),
+            pa.array(is_training, pa.bool_()),
+            pa.repeat(pa.scalar(version, pa.string()), n),
+            pa.repeat(pa.scalar(status, pa.string()), n),
+        ]
+
+    return columns
 
 
 def _protected_indicators(
@@ -106,13 +97,16 @@ def _protected_indicators(
 
 
 def _fallback(source: LoanSource, reason: str) -> Fitted:
+    columns = _columns(None, reason)
+    schema = source.keyed(SCHEMA)
+
     def batches() -> Iterator[pa.Table]:
         for batch in source.batches([KEY]):
             n = batch.num_rows
-            nothing = np.full(n, np.nan)
-            yield _batch(batch.column(KEY), nothing, np.zeros(n, dtype=bool), None, reason)
+            nothing = columns(np.full(n, np.nan), np.zeros(n, dtype=bool))
+            yield pa.table([batch.column(KEY), *nothing], schema=schema)
 
-    return Fitted(stream(source.keyed(SCHEMA), batches()))
+    return Fitted(stream(schema, batches()))
 
 
 def score_outcomes(
@@ -212,15 +206,15 @@ def score_outcomes(
         labels,
         extra={"calibration": ["platt", calibrator.slope, calibrator.intercept]},
     )
-    scores = _scored(
+    scores = stream_scores(
         source,
+        source.keyed(SCHEMA),
         features,
         categories,
         post_outcome_columns,
         lambda rows: calibrator.apply(positive_proba(fitted.forest, rows)),
         (training.column(KEY).combine_chunks(), training_probabilities),
-        version,
-        TRAINED,
+        _columns(version, TRAINED),
     )
     meta = {
         "version": version,
@@ -233,39 +227,8 @@ def score_outcomes(
         "calibration": {"slope": calibrator.slope, "intercept": calibrator.intercept},
         "training_rows": book.n_rows,
     }
-    arrays = {
-        "training_ids": book.loan_id.astype(str).to_numpy(dtype=str),
-        "oob_mask": out_of_bag_mask(fitted.forest, book.n_rows),
-    }
+    arrays = training_arrays(book.loan_id, fitted.forest)
     return Fitted(scores, ((COMPONENT, meta, arrays, fitted.forest),))
-
-
-def _scored(
-    source: LoanSource,
-    features: Sequence[str],
-    categories: Mapping[str, Sequence[str]],
-    post_outcome_columns: Sequence[str],
-    score: Callable[[np.ndarray], np.ndarray],
-    training: tuple[pa.Array, np.ndarray],
-    version: str,
-    status: str,
-) -> pa.RecordBatchReader:
-    """Every loan's probability, a batch at a time; training loans keep their cross-fitted one."""
-
-    def batches() -> Iterator[pa.Table]:
-        for table in source.batches([KEY, *features, *categories]):
-            batch = read_loan_columns(
-                table,
-                features,
-                post_outcome_columns=post_outcome_columns,
-                action="score",
-                categories=categories,
-            )
-            ids = table.column(KEY)
-            probabilities, is_training = out_of_sample_scores(batch, ids, *training, score)
-            yield _batch(ids, probabilities, is_training, version, status)
-
-    return stream(source.keyed(SCHEMA), batches())
 
 
 def _frozen_scores(
@@ -284,15 +247,16 @@ def _frozen_scores(
     if [*names[: len(features)], *_indicator_names(categories)] != meta["features"]:
         raise ValueError("the frozen outcome model was trained on other features; retrain it")
     calibrator = Platt(**meta["calibration"])
-    scores = _scored(
+    schema = source.keyed(SCHEMA)
+    scores = stream_scores(
         source,
+        schema,
         features,
         categories,
         post_outcome_columns,
         lambda rows: calibrator.apply(positive_proba(forest, rows)),
-        (pa.array([], source.keyed(SCHEMA).field(KEY).type), np.empty(0)),
-        meta["version"],
-        FROZEN,
+        (pa.array([], schema.field(KEY).type), np.empty(0)),
+        _columns(meta["version"], FROZEN),
     )
     return Fitted(scores, ((COMPONENT, meta, {}, forest),))
 

@@ -10,22 +10,17 @@ recovery at chance on the write-up's data: risk_model_metrics says so.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 
 import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from loan_recovery.forest import (
-    fit_out_of_bag,
-    model_version,
-    out_of_sample_scores,
-    positive_proba,
-)
-from loan_recovery.loan_source import LoanSource, numbers, stream
+from loan_recovery.forest import fit_out_of_bag, model_version, positive_proba, stream_scores
+from loan_recovery.loan_source import LoanSource, numbers
 from loan_recovery.model_input import KEY, check_count, check_features, read_loan_columns
-from loan_recovery.model_store import Component, Fitted, out_of_bag_mask
+from loan_recovery.model_store import Component, Fitted, training_arrays
 
 __all__ = ["COMPONENT", "LABEL", "score_segment_risk"]
 
@@ -100,13 +95,15 @@ def score_segment_risk(
     version = model_version(
         fitted.parameters, list(book.features), LABEL, book.loan_id, sample, labels
     )
-    scores = _scored(
+    scores = stream_scores(
         source,
+        source.keyed(SCHEMA),
         features,
+        {},
         post_outcome_columns,
         lambda rows: positive_proba(fitted.forest, rows),
         (sample_table.column(KEY).combine_chunks(), fitted.training_scores),
-        version,
+        _columns(version),
     )
     meta = {
         "version": version,
@@ -118,41 +115,21 @@ def score_segment_risk(
         "parameters": fitted.parameters,
         "training_rows": book.n_rows,
     }
-    arrays = {
-        "training_ids": book.loan_id.astype(str).to_numpy(dtype=str),
-        "oob_mask": out_of_bag_mask(fitted.forest, book.n_rows),
-    }
+    arrays = training_arrays(book.loan_id, fitted.forest)
     return Fitted(scores, ((COMPONENT, meta, arrays, fitted.forest),))
 
 
-def _scored(
-    source: LoanSource,
-    features: Sequence[str],
-    post_outcome_columns: Sequence[str],
-    score: Callable[[np.ndarray], np.ndarray],
-    training: tuple[pa.Array, np.ndarray],
-    version: str,
-) -> pa.RecordBatchReader:
-    """Every loan's score in [0, 1], a batch at a time; training loans keep their out-of-bag one."""
+def _columns(version: str) -> Callable[[np.ndarray, np.ndarray], list[pa.Array]]:
+    """The columns after loan_id (see :data:`SCHEMA`): scores clipped to [0, 1]."""
 
-    def batches() -> Iterator[pa.Table]:
-        for table in source.batches([KEY, *features]):
-            batch = read_loan_columns(
-                table, features, post_outcome_columns=post_outcome_columns, action="score"
-            )
-            ids = table.column(KEY)
-            scores, is_training = out_of_sample_scores(batch, ids, *training, score)
-            np.clip(scores, 0.0, 1.0, out=scores)
-            yield pa.table(
-                {
-                    KEY: ids,
-                    "segment_risk_score": numbers(scores),
-                    "is_training_row": pa.array(is_training, pa.bool_()),
-                    "segment_model_version": pa.repeat(pa.scalar(version), len(ids)),
-                }
-            )
+    def columns(scores: np.ndarray, is_training: np.ndarray) -> list[pa.Array]:
+        return [
+            numbers(np.clip(scores, 0.0, 1.0)),
+            pa.array(is_training, pa.bool_()),
+            pa.repeat(pa.scalar(version, pa.string()), len(scores)),
+        ]
 
-    return stream(source.keyed(SCHEMA), batches())
+    return columns
 
 
 def _frozen_scores(
@@ -166,12 +143,15 @@ def _frozen_scores(
         raise ValueError("the frozen segment score was trained on other features; retrain it")
     check_features(features, post_outcome_columns)
     source.check(features, [], action="score")
-    scores = _scored(
+    schema = source.keyed(SCHEMA)
+    scores = stream_scores(
         source,
+        schema,
         features,
+        {},
         post_outcome_columns,
         lambda rows: positive_proba(forest, rows),
-        (pa.array([], source.keyed(SCHEMA).field(KEY).type), np.empty(0)),
-        frozen.meta["version"],
+        (pa.array([], schema.field(KEY).type), np.empty(0)),
+        _columns(frozen.meta["version"]),
     )
     return Fitted(scores, ((COMPONENT, frozen.meta, {}, forest),))
