@@ -43,7 +43,7 @@ from loan_recovery.model_input import KEY, bad_value_error
 __all__ = ["BATCH_ROWS", "LoanSource", "numbers", "quoted", "stream"]
 
 BATCH_ROWS = 1 << 18
-"""Rows per batch read into Python: ~50 MB of 12 numeric columns, a few scoring blocks each."""
+"""Rows per batch read into Python: ~25 MB of 12 numeric columns, two scoring blocks."""
 
 _NUMERIC = (
     "TINYINT",
