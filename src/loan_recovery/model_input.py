@@ -28,8 +28,10 @@ __all__ = [
     "check_count",
     "check_features",
     "column_series",
+    "flags",
     "indicator_arrays",
     "indicator_name",
+    "model_features",
     "read_loan_columns",
 ]
 
@@ -207,7 +209,7 @@ def _indicators(
     A byte per loan, not a float: :meth:`LoanColumns.block` and ``take`` cast
     a block at a time, and 11 levels at 10M loans are 110 MB, not 440 MB.
     """
-    return [(flags.view(np.uint8),) for flags in indicator_arrays(data, column, levels)]
+    return [(is_level.view(np.uint8),) for is_level in indicator_arrays(data, column, levels)]
 
 
 def read_loan_columns(
@@ -261,11 +263,27 @@ def read_loan_columns(
         chunks = [_arrow_feature(data.column(name), name) for name in names]
     else:
         chunks = [_pandas_feature(column_series(data, name), name) for name in names]
-    indicator_names: list[str] = []
     for column, levels in categories.items():
         chunks += _indicators(data, column, levels)
-        indicator_names += [indicator_name(column, level) for level in levels]
-    return LoanColumns(loan_id=loan_id, features=(*names, *indicator_names), chunks=tuple(chunks))
+    return LoanColumns(
+        loan_id=loan_id, features=model_features(names, categories), chunks=tuple(chunks)
+    )
+
+
+def model_features(
+    numeric: Sequence[str], categories: Mapping[str, Sequence[str]]
+) -> tuple[str, ...]:
+    """A model's feature names in column order: the numbers, then each category's levels."""
+    levels = (
+        indicator_name(column, level) for column, known in categories.items() for level in known
+    )
+    return (*numeric, *levels)
+
+
+def flags(table: pa.Table, name: str) -> NDArray[np.bool_]:
+    """A boolean (or 0/1) column as a bool array, null read as false."""
+    values = pc.fill_null(table.column(name).cast(pa.bool_()), False)
+    return np.asarray(values.to_numpy(zero_copy_only=False), dtype=bool)
 
 
 def check_count(name: str, value: object, minimum: int) -> None:

@@ -42,8 +42,10 @@ from loan_recovery.model_input import (
     RESOLVED,
     check_count,
     check_features,
+    flags,
     indicator_arrays,
     indicator_name,
+    model_features,
     read_loan_columns,
 )
 from loan_recovery.model_store import Component, Fitted, training_arrays
@@ -91,8 +93,8 @@ def _protected_indicators(
 ) -> dict[str, np.ndarray]:
     indicators: dict[str, np.ndarray] = {}
     for column, levels in protected.items():
-        for level, flags in zip(levels, indicator_arrays(training, column, levels), strict=True):
-            indicators[indicator_name(column, level)] = flags
+        for level, is_level in zip(levels, indicator_arrays(training, column, levels), strict=True):
+            indicators[indicator_name(column, level)] = is_level
     return indicators
 
 
@@ -189,7 +191,7 @@ def score_outcomes(
         protected_attributes=list(protected),
     )
     sample = book.block(0, book.n_rows, np.float64)
-    labels = np.asarray(training.column(LABEL).to_numpy(zero_copy_only=False), dtype=bool)
+    labels = flags(training, LABEL)
     check_features_are_honest(
         sample, book.features, labels, _protected_indicators(training, protected)
     )
@@ -244,7 +246,7 @@ def _frozen_scores(
         raise ValueError("the frozen outcome model was trained on other features; retrain it")
     names = check_features([*features, *categories], post_outcome_columns)
     source.check(features, list(categories), action="score")
-    if [*names[: len(features)], *_indicator_names(categories)] != meta["features"]:
+    if list(model_features(names[: len(features)], categories)) != meta["features"]:
         raise ValueError("the frozen outcome model was trained on other features; retrain it")
     calibrator = Platt(**meta["calibration"])
     schema = source.keyed(SCHEMA)
@@ -259,9 +261,3 @@ def _frozen_scores(
         _columns(meta["version"], FROZEN),
     )
     return Fitted(scores, ((COMPONENT, meta, {}, forest),))
-
-
-def _indicator_names(categories: Mapping[str, Sequence[str]]) -> list[str]:
-    return [
-        indicator_name(column, level) for column, levels in categories.items() for level in levels
-    ]

@@ -19,7 +19,7 @@ import pyarrow as pa
 
 from loan_recovery.forest import fit_out_of_bag, model_version, positive_proba, stream_scores
 from loan_recovery.loan_source import LoanSource, numbers
-from loan_recovery.model_input import KEY, check_count, check_features, read_loan_columns
+from loan_recovery.model_input import KEY, check_count, check_features, flags, read_loan_columns
 from loan_recovery.model_store import Component, Fitted, training_arrays
 
 __all__ = ["COMPONENT", "LABEL", "score_segment_risk"]
@@ -85,7 +85,7 @@ def score_segment_risk(
         extra_columns=(LABEL,),
     )
     sample = book.block(0, book.n_rows, np.float64)
-    labels = np.asarray(sample_table.column(LABEL).to_numpy(zero_copy_only=False), dtype=bool)
+    labels = flags(sample_table, LABEL)
     if labels.all() or not labels.any():
         raise ValueError(
             f"the {book.n_rows}-loan training sample has one class only; "

@@ -24,7 +24,6 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 from numpy.typing import NDArray
 from sklearn.cluster import KMeans
 from sklearn.preprocessing import StandardScaler
@@ -38,6 +37,7 @@ from loan_recovery.model_input import (
     LoanColumns,
     check_count,
     check_features,
+    flags,
     read_loan_columns,
 )
 from loan_recovery.model_store import Component, Fitted
@@ -293,17 +293,11 @@ def _segment_counts(
     for table, labels in _labelled_batches(source, model, post_outcome_columns, outcomes):
         sizes += np.bincount(labels, minlength=k)
         if outcomes:
-            resolved = _flags(table, RESOLVED)
-            lost = _flags(table, OUTCOME_LABEL) & resolved
+            resolved = flags(table, RESOLVED)
+            lost = flags(table, OUTCOME_LABEL) & resolved
             resolved_counts += np.bincount(labels[resolved], minlength=k)
             losses += np.bincount(labels[lost], minlength=k)
     return sizes, resolved_counts, (losses if outcomes else None)
-
-
-def _flags(table: pa.Table, name: str) -> NDArray[np.bool_]:
-    """A boolean (or 0/1) column as a bool array, null read as false."""
-    flags = pc.fill_null(table.column(name).cast(pa.bool_()), False)
-    return np.asarray(flags.to_numpy(zero_copy_only=False), dtype=bool)
 
 
 SCHEMA = pa.schema(
