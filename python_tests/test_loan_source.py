@@ -16,7 +16,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from loan_recovery import loan_source
+from loan_recovery import forest, loan_source
 from loan_recovery.config import cluster_features, post_outcome_columns, run_setting_defaults
 from loan_recovery.loan_source import LoanSource
 from loan_recovery.scoring import score_segment_risk
@@ -111,3 +111,23 @@ def test_hostile_column_names_stay_names() -> None:
     with pytest.raises(ValueError, match=r"missing column\(s\) x\) from loans; --"):
         source.check(["x) from loans; --"], [], action="score")
     assert source.counts({})["rows"] == 50
+
+
+def test_batches_are_gathered_to_batch_rows_whatever_duckdb_hands_out() -> None:
+    # DuckDB gives at most a row group (122,880 rows) per Arrow batch; a
+    # scoring batch must still hold BATCH_ROWS loans, so both cores get a block.
+    loans = pa.table({"loan_id": [f"L{i:07d}" for i in range(600_000)]})
+    sizes = [table.num_rows for table in LoanSource.of(loans).batches(["loan_id"])]
+    assert sum(sizes) == 600_000
+    assert all(size >= loan_source.BATCH_ROWS for size in sizes[:-1])
+    assert len(sizes) == 2
+
+
+@pytest.mark.parametrize("n_rows", [0, 1, 3, 131_072, 262_144, 368_640, 1_000_003])
+def test_chunks_cover_every_row_once_and_share_them_over_the_cores(n_rows: int) -> None:
+    bounds = forest.chunks(n_rows)
+    assert [row for start, stop in bounds for row in range(start, stop)] == list(range(n_rows))
+    assert all(stop - start <= forest.CHUNK_ROWS for start, stop in bounds)
+    if n_rows >= forest.CHUNK_ROWS:
+        # A whole number of blocks per core, so no core scores alone at the end.
+        assert len(bounds) % forest.workers() == 0

@@ -38,7 +38,7 @@ from numpy.typing import NDArray
 from sklearn.ensemble import RandomForestClassifier
 
 from loan_recovery.calibration import Platt
-from loan_recovery.forest import CHUNK_ROWS, workers
+from loan_recovery.forest import chunks, workers
 from loan_recovery.loan_source import LoanSource, numbers, stream
 from loan_recovery.model_input import KEY, check_features, column_series, read_loan_columns
 from loan_recovery.model_store import Component, read_component
@@ -97,9 +97,9 @@ def forest_contributions(
     bias = np.zeros(n_rows, dtype=np.float64)
     counts = np.zeros(n_rows, dtype=np.float64)
 
-    def chunk(start: int) -> None:
+    def chunk(bounds: tuple[int, int]) -> None:
         # Leaf lookups and gathers release the GIL: chunks run on all cores.
-        stop = min(start + CHUNK_ROWS, n_rows)
+        start, stop = bounds
         block = rows[start:stop]
         for index, (sums, root) in enumerate(tables):
             leaves = forest.estimators_[index].tree_.apply(block)
@@ -114,7 +114,7 @@ def forest_contributions(
                 counts[start:stop][used] += 1
 
     with ThreadPoolExecutor(max_workers=workers()) as pool:
-        list(pool.map(chunk, range(0, n_rows, CHUNK_ROWS)))
+        list(pool.map(chunk, chunks(n_rows)))
     with np.errstate(invalid="ignore", divide="ignore"):
         contributions /= counts[:, None]
         bias /= counts
