@@ -120,7 +120,7 @@ def test_batches_are_gathered_to_batch_rows_whatever_duckdb_hands_out() -> None:
     sizes = [table.num_rows for table in LoanSource.of(loans).batches(["loan_id"])]
     assert sum(sizes) == 600_000
     assert all(size >= loan_source.BATCH_ROWS for size in sizes[:-1])
-    assert len(sizes) == 2
+    assert len(sizes) <= -(-600_000 // loan_source.BATCH_ROWS)
 
 
 @pytest.mark.parametrize("n_rows", [0, 1, 3, 131_072, 262_144, 368_640, 1_000_003])
