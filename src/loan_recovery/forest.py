@@ -172,6 +172,16 @@ def chunks(n_rows: int) -> list[tuple[int, int]]:
     return [(start, min(start + size, n_rows)) for start in range(0, n_rows, size)]
 
 
+def on_all_cores(n_rows: int, work: Callable[[int, int], None]) -> None:
+    """``work(start, stop)`` for every range of :func:`chunks`, on a thread per core.
+
+    The work must release the GIL for the cores to share it (tree lookups and
+    NumPy gathers do) and must write only its own rows.
+    """
+    with ThreadPoolExecutor(max_workers=workers()) as pool:
+        list(pool.map(lambda bounds: work(*bounds), chunks(n_rows)))
+
+
 def score_in_chunks(
     n_rows: int,
     block: Callable[[int, int], NDArray[np.float32]],
@@ -185,14 +195,12 @@ def score_in_chunks(
     wanted ones are scored. Memory stays at a few blocks whatever ``n_rows``.
     """
 
-    def one(bounds: tuple[int, int]) -> None:
-        start, stop = bounds
+    def one(start: int, stop: int) -> None:
         rows = wanted[start:stop]
         if rows.any():
             out[start:stop][rows] = score(block(start, stop)[rows])
 
-    with ThreadPoolExecutor(max_workers=workers()) as pool:
-        list(pool.map(one, chunks(n_rows)))
+    on_all_cores(n_rows, one)
 
 
 def out_of_sample_scores(

@@ -251,12 +251,14 @@ class LoanSource:
             # per-batch work in Python and gives each core a scoring block
             # (forest.chunks).
             gathered: list[pa.RecordBatch] = []
+            rows = 0
             for batch in relation.to_arrow_reader(BATCH_ROWS):
                 gathered.append(batch)
-                if sum(part.num_rows for part in gathered) >= BATCH_ROWS:
+                rows += batch.num_rows
+                if rows >= BATCH_ROWS:
                     yield pa.Table.from_batches(gathered).combine_chunks()
-                    gathered = []
-            if sum(part.num_rows for part in gathered):
+                    gathered, rows = [], 0
+            if rows:
                 yield pa.Table.from_batches(gathered).combine_chunks()
         finally:
             if not self.own_connection:

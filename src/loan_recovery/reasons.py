@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 
 import duckdb
 import numpy as np
@@ -38,7 +37,7 @@ from numpy.typing import NDArray
 from sklearn.ensemble import RandomForestClassifier
 
 from loan_recovery.calibration import Platt
-from loan_recovery.forest import chunks, workers
+from loan_recovery.forest import on_all_cores
 from loan_recovery.loan_source import LoanSource, numbers, stream
 from loan_recovery.model_input import KEY, check_features, column_series, read_loan_columns
 from loan_recovery.model_store import Component, read_component
@@ -97,9 +96,8 @@ def forest_contributions(
     bias = np.zeros(n_rows, dtype=np.float64)
     counts = np.zeros(n_rows, dtype=np.float64)
 
-    def chunk(bounds: tuple[int, int]) -> None:
+    def chunk(start: int, stop: int) -> None:
         # Leaf lookups and gathers release the GIL: chunks run on all cores.
-        start, stop = bounds
         block = rows[start:stop]
         for index, (sums, root) in enumerate(tables):
             leaves = forest.estimators_[index].tree_.apply(block)
@@ -113,8 +111,7 @@ def forest_contributions(
                 bias[start:stop][used] += root
                 counts[start:stop][used] += 1
 
-    with ThreadPoolExecutor(max_workers=workers()) as pool:
-        list(pool.map(chunk, chunks(n_rows)))
+    on_all_cores(n_rows, chunk)
     with np.errstate(invalid="ignore", divide="ignore"):
         contributions /= counts[:, None]
         bias /= counts
