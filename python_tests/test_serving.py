@@ -740,6 +740,16 @@ def test_next_build_after_crashes_publishes_and_cleans_leftovers(
     assert f"previous build kept as {base.paths.previous}" in rebuild.result.stdout
 
 
+def test_a_later_build_starts_from_the_earlier_parse(rebuild: Rebuild, base: Build) -> None:
+    # A full parse is ~2.5 s of every build; dbt reuses a saved one only while
+    # the profile (the build file's path among it) stays the same.
+    logs = base.paths.builds / rebuild.build_id / "logs"
+    assert "dbt starts from the parse of" in (logs / "build.log").read_text()
+    dbt_log = (logs / "dbt.log").read_text()
+    assert "Partial parsing enabled" in dbt_log
+    assert "Unable to do partial parsing" not in dbt_log
+
+
 def test_readers_never_fail_and_never_mix_builds(rebuild: Rebuild, base: Build) -> None:
     for log in rebuild.readers:
         assert log["errors"] == []

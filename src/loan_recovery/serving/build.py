@@ -41,7 +41,7 @@ from loan_recovery.serving.artifacts import (
     shifted_variables,
     stage_frozen_model,
 )
-from loan_recovery.serving.dbt_run import DbtRun, dbt_command, run_dbt
+from loan_recovery.serving.dbt_run import DbtRun, dbt_command, reuse_parse_state, run_dbt
 from loan_recovery.serving.errors import (
     EXIT_BAD_INPUT,
     EXIT_USAGE,
@@ -60,6 +60,7 @@ from loan_recovery.serving.lock import publish_lock
 from loan_recovery.serving.paths import (
     BuildDir,
     ServedPaths,
+    build_directories,
     check_served_path,
     make_directory,
     new_build_id,
@@ -286,6 +287,9 @@ def _build_steps(
             log.write(f"scoring with frozen model {frozen}: nothing is trained in this build")
 
         log.enter("dbt", " ".join(dbt_command(build_dir, root, settings, loans)[0]))
+        earlier = [entry for entry in build_directories(paths) if entry != build_dir.root]
+        reused = reuse_parse_state(build_dir, earlier)
+        log.write(f"dbt starts from the parse of {reused}" if reused else "dbt parses the project")
         run = run_dbt(build_dir, root, settings, loans)
         log.write(f"dbt exited with {run.returncode}")
         log.write(f"model times: {describe_timings(model_timings(run.results))}")

@@ -6,6 +6,12 @@ and the checked per-run settings as ``--vars``. Its target and log paths
 are per build, so concurrent development runs never clash, and it is
 killed with the build process (a dbt left running would write a file
 nobody will publish).
+
+dbt runs in the build directory and finds its file by the plain name
+``loan_recovery.duckdb``, the same in every build. dbt checks the profile
+(the file's path among it) before it reuses an earlier parse of the
+project, so an absolute path, different for each build, made every build
+parse the whole project again (:func:`reuse_parse_state`).
 """
 
 from __future__ import annotations
@@ -15,11 +21,12 @@ import ctypes
 import ctypes.util
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,8 +35,11 @@ from loan_recovery.config import DB_PATH_ENV
 from loan_recovery.model_store import MODEL_DIR_ENV
 from loan_recovery.registry import REGISTRY_ENV
 from loan_recovery.serving.loan_book import LoanBook
-from loan_recovery.serving.paths import BuildDir
+from loan_recovery.serving.paths import BUILD_FILE_NAME, BuildDir, make_directory
 from loan_recovery.serving.pause import pause_point, wants_pause
+
+PARSE_STATE = "partial_parse.msgpack"
+"""dbt's saved parse of the project, in its target directory."""
 
 
 @dataclass(frozen=True)
@@ -77,7 +87,8 @@ def dbt_command(
     }
     environment.update(
         {
-            DB_PATH_ENV: str(build_dir.database),
+            # Relative to the build directory dbt runs in: one profile for every build.
+            DB_PATH_ENV: BUILD_FILE_NAME,
             MODEL_DIR_ENV: str(build_dir.models),
             # A frozen build reads the artifact from its own verified copy;
             # a training build reads none (its model_version is empty).
@@ -90,6 +101,26 @@ def dbt_command(
     return command, environment
 
 
+def reuse_parse_state(build_dir: BuildDir, earlier: Sequence[Path]) -> Path | None:
+    """Give dbt the newest earlier build's parse of the project; return where it came from.
+
+    Parsing is a fixed cost of every build, whatever the book's size:
+    ``dbt parse`` takes 5.2 s from nothing and 2.7 s from a saved parse.
+    dbt compares the saved parse with the files and parses again those that
+    changed, and everything when the profile, the ``--vars`` or its own
+    version differ; each model's SQL is still rendered afresh when it runs.
+    ``earlier`` are the other build directories, oldest first (only builds
+    write there); with none, dbt parses the project as before.
+    """
+    for directory in reversed(earlier):
+        state = BuildDir(directory).target / PARSE_STATE
+        if state.is_file() and not state.is_symlink():
+            make_directory(build_dir.target)
+            shutil.copyfile(state, build_dir.target / PARSE_STATE)
+            return state
+    return None
+
+
 def run_dbt(
     build_dir: BuildDir, root: Path, settings: Mapping[str, Any], loans: LoanBook | None
 ) -> DbtRun:
@@ -98,7 +129,7 @@ def run_dbt(
     with build_dir.dbt_output.open("w", encoding="utf-8") as output:
         process = subprocess.Popen(
             command,
-            cwd=root,
+            cwd=build_dir.root,
             env=environment,
             stdin=subprocess.DEVNULL,
             stdout=output,
