@@ -105,12 +105,24 @@ def test_hostile_column_names_stay_names() -> None:
     loans = make_loans(50).rename(columns={"age": 'age"; drop table loans; --'})
     source = LoanSource.of(loans)
     hostile = 'age"; drop table loans; --'
-    assert source.check([hostile], [], action="score") == 50
+    assert source.check([hostile], [], action="score")["rows"] == 50
     batch = next(source.batches(["loan_id", hostile]))
     assert batch.column_names == ["loan_id", hostile]
     with pytest.raises(ValueError, match=r"missing column\(s\) x\) from loans; --"):
         source.check(["x) from loans; --"], [], action="score")
     assert source.counts({})["rows"] == 50
+    labelled = LoanSource.of(loans.assign(**{"risk' or 1=1 --": True}))
+    with pytest.raises(ValueError, match=r"label 'risk' or 1=1 --' has one class only"):
+        labelled.check([hostile], [], action="score", label="risk' or 1=1 --", purpose="p")
+    assert labelled.distinct([hostile])[0] == 50
+
+
+def test_distinct_counts_null_as_a_value() -> None:
+    loans = pd.DataFrame({"loan_id": ["a", "b", "c", "d"], "source": ["x", None, "x", "y"]})
+    assert LoanSource.of(loans).distinct(["source", "loan_id"]) == (
+        4,
+        {"source": {"x", "y", None}, "loan_id": {"a", "b", "c", "d"}},
+    )
 
 
 def test_batches_are_gathered_to_batch_rows_whatever_duckdb_hands_out() -> None:

@@ -152,14 +152,16 @@ def score_outcomes(
         forbidden=(RESOLVED, LABEL),
         protected_attributes=list(protected),
     )
-    source.check(features, [*categories, *protected, RESOLVED, LABEL], action="score")
     resolved = f"coalesce({quoted(RESOLVED)}, false)"
-    found = source.counts(
-        {
+    found = source.check(
+        features,
+        [*categories, *protected, RESOLVED, LABEL],
+        action="score",
+        counted={
             "resolved": resolved,
             "unlabelled": f"{resolved} and {quoted(LABEL)} is null",
             "lost": f"{resolved} and {quoted(LABEL)}::boolean",
-        }
+        },
     )
     if found["unlabelled"]:
         raise ValueError(f"'{LABEL}' is null for a resolved loan; staging must give every one")

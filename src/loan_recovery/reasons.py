@@ -135,15 +135,14 @@ def _rescaled(
 
 
 def _load(source: LoanSource) -> Component:
-    found = source.counts({})
-    if found["rows"] == 0:
+    rows, found = source.distinct(["score_source", "model_version"])
+    if rows == 0:
         raise ValueError("no loans to explain: the input has 0 rows")
-    sources = source.distinct("score_source")
+    sources, versions = found["score_source"], found["model_version"]
     if len(sources) != 1:
         raise ValueError(f"one score drives the strategy, found {sorted(map(str, sources))}")
     (score_source,) = sources
     component = read_component(COMPONENT_OF_SOURCE[str(score_source)])
-    versions = source.distinct("model_version")
     if versions != {component.meta["version"]}:
         raise ValueError(
             f"the stored {COMPONENT_OF_SOURCE[str(score_source)]} model is version "

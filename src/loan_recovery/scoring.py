@@ -73,8 +73,13 @@ def score_segment_risk(
     check_count("sample_rows", sample_rows, 2)
     check_count("random_state", random_state, 0)
     check_features(features, post_outcome_columns, forbidden=(LABEL,))
-    source.check(features, [LABEL], action="score")
-    source.check_label(LABEL, purpose="a risk model needs high-risk and other loans")
+    source.check(
+        features,
+        [],
+        action="score",
+        label=LABEL,
+        purpose="a risk model needs high-risk and other loans",
+    )
 
     sample_table = source.sample([KEY, *features, LABEL], sample_rows, random_state)
     book = read_loan_columns(

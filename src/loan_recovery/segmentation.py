@@ -208,7 +208,7 @@ def segment_loans(
             f"segment naming needs the features {', '.join(unprofiled)} (see the segmentation "
             "module docstring for how each measure is defined)"
         )
-    n_rows = source.check(names, [], action="segment")
+    n_rows = source.check(names, [], action="segment")["rows"]
     if n_rows < n_segments:
         raise ValueError(
             f"cannot form {n_segments} segments from {n_rows} loan(s): "
