@@ -351,7 +351,12 @@ def test_dbt_gets_only_the_opened_loan_book(
     directory = BuildDir(tmp_path / "b")
     command, environment = dbt_command(directory, tmp_path, {"n_segments": 5}, None)
     assert not any(key.startswith("LOAN_RECOVERY_LOANS_") for key in environment)
-    assert environment["LOAN_RECOVERY_DB"] == str(directory.database)
+    # dbt runs in the build directory, under one name for every build (a saved parse holds).
+    assert directory.root / environment["LOAN_RECOVERY_DB"] == directory.database
+    assert (
+        environment["LOAN_RECOVERY_DB"]
+        == dbt_command(BuildDir(tmp_path / "c"), tmp_path, {}, None)[1]["LOAN_RECOVERY_DB"]
+    )
     assert command[command.index("--vars") + 1] == json.dumps({"n_segments": 5})
     assert "--vars" not in dbt_command(directory, tmp_path, {}, None)[0]
     _, environment = dbt_command(directory, tmp_path, {}, a_loan_book("/d/b[1].csv", 9))
