@@ -334,6 +334,20 @@ def _prepare_rollback_same_build(directory: Path) -> list[str]:
     return ["rollback", "--db", "served.duckdb"]
 
 
+def _prepare_broken_parse_state(directory: Path) -> list[str]:
+    """The newest build's saved dbt parse cut short (a build killed while dbt wrote it)."""
+    builds = sorted((directory / "served.duckdb.builds").iterdir())
+    state = builds[-1] / "target" / "partial_parse.msgpack"
+    state.write_bytes(state.read_bytes()[:1000])
+    return _plain_build(directory)
+
+
+def _check_parsed_afresh(outcome: Outcome) -> None:
+    newest = sorted((outcome.directory / "served.duckdb.builds").iterdir())[-1]
+    assert "dbt starts from the parse of" in (newest / "logs" / "build.log").read_text()
+    _rows_published(ROWS)(outcome)
+
+
 def _prepare_lock_symlink(directory: Path) -> list[str]:
     victim = directory / "victim.txt"
     victim.write_text("someone's file\n")
@@ -751,6 +765,15 @@ CASES: list[Case] = [
         "changed during the build",
         "unchanged",
         run=_change_during_build,
+    ),
+    # 9. A damaged saved parse costs a full parse, never the build.
+    Case(
+        "previous build's saved parse cut short",
+        _prepare_broken_parse_state,
+        0,
+        "published build",
+        "published",
+        _check_parsed_afresh,
     ),
 ]
 

@@ -34,7 +34,7 @@ from loan_recovery.build_info import BuildInfo, utc_now
 from loan_recovery.config import project_dir, run_setting_defaults
 from loan_recovery.serving import finalize as finalizing
 from loan_recovery.serving import loan_book, lock, paths, swap
-from loan_recovery.serving.dbt_run import DbtRun, dbt_command
+from loan_recovery.serving.dbt_run import PARSE_STATE, DbtRun, dbt_command, reuse_parse_state
 from loan_recovery.serving.errors import (
     EXIT_BAD_INPUT,
     EXIT_BUSY,
@@ -363,6 +363,30 @@ def test_dbt_gets_only_the_opened_loan_book(
     assert environment["LOAN_RECOVERY_LOANS_FILE"] == "/proc/self/fd/9"
     assert environment["LOAN_RECOVERY_LOANS_NAME"] == "/d/b[1].csv"
     assert environment["LOAN_RECOVERY_LOANS_FORMAT"] == "csv"
+
+
+def test_reuse_parse_state_copies_the_newest_real_file_and_never_fails_the_build(
+    tmp_path: Path,
+) -> None:
+    older, newer, linked = (BuildDir(tmp_path / name) for name in ("a", "b", "c"))
+    for build, text in ((older, b"older"), (newer, b"newer")):
+        build.target.mkdir(parents=True)
+        (build.target / PARSE_STATE).write_bytes(text)
+    # A link is never followed, even to a parse of ours.
+    linked.target.mkdir(parents=True)
+    (linked.target / PARSE_STATE).symlink_to(older.target / PARSE_STATE)
+    here = BuildDir(tmp_path / "d")
+    here.root.mkdir()
+    assert reuse_parse_state(here, [older.root, newer.root, linked.root]) == (
+        newer.target / PARSE_STATE
+    )
+    assert (here.target / PARSE_STATE).read_bytes() == b"newer"
+    # A copy that fails leaves dbt to parse the project itself.
+    blocked = BuildDir(tmp_path / "e")
+    blocked.root.mkdir()
+    blocked.target.write_text("a file where the target directory goes")
+    assert reuse_parse_state(blocked, [older.root]) is None
+    assert reuse_parse_state(BuildDir(tmp_path / "f"), []) is None
 
 
 # --------------------------------------------------------------------------- os_error_reason

@@ -110,13 +110,19 @@ def reuse_parse_state(build_dir: BuildDir, earlier: Sequence[Path]) -> Path | No
     changed, and everything when the profile, the ``--vars`` or its own
     version differ; each model's SQL is still rendered afresh when it runs.
     ``earlier`` are the other build directories, oldest first (only builds
-    write there); with none, dbt parses the project as before.
+    write there); with none, or a copy that fails, dbt parses the project
+    as before. A saved parse dbt cannot read (cut short by a kill) costs it
+    a full parse, not the build (hostile case "previous build's saved parse
+    cut short").
     """
     for directory in reversed(earlier):
         state = BuildDir(directory).target / PARSE_STATE
         if state.is_file() and not state.is_symlink():
-            make_directory(build_dir.target)
-            shutil.copyfile(state, build_dir.target / PARSE_STATE)
+            try:
+                make_directory(build_dir.target)
+                shutil.copyfile(state, build_dir.target / PARSE_STATE)
+            except OSError:
+                return None  # only time is lost: dbt parses the project
             return state
     return None
 
