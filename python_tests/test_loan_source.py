@@ -115,6 +115,9 @@ def test_hostile_column_names_stay_names() -> None:
     with pytest.raises(ValueError, match=r"label 'risk' or 1=1 --' has one class only"):
         labelled.check([hostile], [], action="score", label="risk' or 1=1 --", purpose="p")
     assert labelled.distinct([hostile])[0] == 50
+    assert source.check([hostile], [], action="score", counted={"many": "true"})["many"] == 50
+    with pytest.raises(ValueError, match=r"counted names \['bad_0', 'rows'\]"):
+        source.check([hostile], [], action="score", counted={"rows": "true", "bad_0": "true"})
 
 
 def test_distinct_counts_null_as_a_value() -> None:

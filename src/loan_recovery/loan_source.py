@@ -190,6 +190,9 @@ class LoanSource:
             conditions[f"bad_{index}"] = bad
         if label:
             conditions.update(self._label_conditions(label))
+        clash = sorted(set(counted or {}) & {"rows", *conditions})
+        if clash:
+            raise ValueError(f"counted names {clash} are the checks' own; rename them")
         conditions.update(counted or {})
         found = self.counts(conditions)
         if found["rows"] == 0:
