@@ -39,7 +39,7 @@ from grade_open_loans import grade
 
 from loan_recovery.config import reference
 from loan_recovery.dbt_results import model_timings
-from loan_recovery.registry import model_facts, register
+from loan_recovery.modelling.registry import model_facts, register
 
 PROJECT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from sklearn.ensemble import RandomForestClassifier
 
-from loan_recovery.forest import positive_proba
-from loan_recovery.reasons import forest_contributions
+from loan_recovery.modelling.forest import positive_proba
+from loan_recovery.modelling.reasons import forest_contributions
 
 N_FEATURES = 5
 

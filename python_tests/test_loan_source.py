@@ -16,10 +16,10 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from loan_recovery import forest, loan_source
 from loan_recovery.config import cluster_features, post_outcome_columns, run_setting_defaults
-from loan_recovery.loan_source import LoanSource
-from loan_recovery.scoring import score_segment_risk
+from loan_recovery.modelling import forest, loan_source
+from loan_recovery.modelling.loan_source import LoanSource
+from loan_recovery.modelling.segment_score import score_segment_risk
 
 FEATURES = cluster_features()
 SETTINGS = {

@@ -15,7 +15,6 @@ import pyarrow.compute as pc
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from loan_recovery import calibration, outcome
 from loan_recovery.config import (
     category_values,
     cluster_features,
@@ -25,8 +24,9 @@ from loan_recovery.config import (
     snake_case,
 )
 from loan_recovery.generate import generate_loan_book
-from loan_recovery.outcome import score_outcomes
-from loan_recovery.sentinel import LEAK_AUC, check_features_are_honest
+from loan_recovery.modelling import calibration, outcome
+from loan_recovery.modelling.outcome import score_outcomes
+from loan_recovery.modelling.sentinel import LEAK_AUC, check_features_are_honest
 
 SETTINGS = run_setting_defaults()
 RATIOS = reference()["ratio_features"]

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from loan_recovery.generate import DRIFTED, write_loan_book
-from loan_recovery.registry import MANIFEST
+from loan_recovery.modelling.registry import MANIFEST
 from test_serving import build_info, query, run_cli, sha256
 
 ROWS = 3_000

@@ -10,8 +10,8 @@ from sklearn.ensemble import RandomForestClassifier
 from sklearn.metrics import roc_auc_score
 
 from loan_recovery.config import cluster_features, post_outcome_columns, run_setting_defaults
-from loan_recovery.forest import forest_parameters
-from loan_recovery.scoring import score_segment_risk
+from loan_recovery.modelling.forest import forest_parameters
+from loan_recovery.modelling.segment_score import score_segment_risk
 
 FEATURES = cluster_features()
 SETTINGS = run_setting_defaults()

@@ -11,17 +11,17 @@ import pyarrow as pa
 import pytest
 from sklearn.cluster import KMeans
 
-from loan_recovery import segmentation
 from loan_recovery.config import cluster_features, post_outcome_columns, run_setting_defaults
-from loan_recovery.model_input import LoanColumns
-from loan_recovery.segment_names import (
+from loan_recovery.modelling import segmentation
+from loan_recovery.modelling.model_input import LoanColumns
+from loan_recovery.modelling.segment_names import (
     BURDEN_WEIGHT,
     TIER_THRESHOLD,
     high_risk_count,
     name_segments,
     profile_measures,
 )
-from loan_recovery.segmentation import segment_loans
+from loan_recovery.modelling.segmentation import segment_loans
 
 FEATURES = cluster_features()
 SETTINGS = run_setting_defaults()

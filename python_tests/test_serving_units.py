@@ -32,10 +32,7 @@ import pytest
 from loan_recovery import build_info, cli, dbt_results
 from loan_recovery.build_info import BuildInfo, utc_now
 from loan_recovery.config import project_dir, run_setting_defaults
-from loan_recovery.serving import finalize as finalizing
-from loan_recovery.serving import loan_book, lock, paths, swap
-from loan_recovery.serving.dbt_run import PARSE_STATE, DbtRun, dbt_command, reuse_parse_state
-from loan_recovery.serving.errors import (
+from loan_recovery.errors import (
     EXIT_BAD_INPUT,
     EXIT_BUSY,
     EXIT_FAILED,
@@ -44,6 +41,9 @@ from loan_recovery.serving.errors import (
     Interrupted,
     os_error_reason,
 )
+from loan_recovery.serving import finalize as finalizing
+from loan_recovery.serving import loan_book, lock, paths, swap
+from loan_recovery.serving.dbt_run import PARSE_STATE, DbtRun, dbt_command, reuse_parse_state
 from loan_recovery.serving.failures import (
     check_every_node_passed,
     quarantine_summary,

@@ -1,5 +1,5 @@
 -- No feature list names a column recorded after the outcome or a protected
--- attribute (the list-level guard; loan_recovery.sentinel guards the data).
+-- attribute (the list-level guard; loan_recovery.modelling.sentinel guards the data).
 {%- set features = reference('cluster_features') + reference('ratio_features') + reference('outcome_categories') -%}
 {%- set banned = reference('post_outcome_columns') + reference('protected_attributes') -%}
 {%- set leaked = [] -%}

@@ -1,7 +1,7 @@
 """Per-feature contributions to the score that drove the strategy, for the loans worked."""
 
-from loan_recovery.model_store import for_dbt
-from loan_recovery.reasons import explain_scores
+from loan_recovery.modelling.model_store import for_dbt
+from loan_recovery.modelling.reasons import explain_scores
 
 
 def model(dbt, session):

@@ -3,9 +3,9 @@
 With ``model_version`` set, the approved artifact's forest and calibration score every loan.
 """
 
-from loan_recovery.model_store import keep
-from loan_recovery.outcome import COMPONENT, score_outcomes
-from loan_recovery.registry import frozen_component
+from loan_recovery.modelling.model_store import keep
+from loan_recovery.modelling.outcome import COMPONENT, score_outcomes
+from loan_recovery.modelling.registry import frozen_component
 
 
 def model(dbt, session):

@@ -3,9 +3,9 @@
 With ``model_version`` set, the approved artifact's forest scores every loan and nothing trains.
 """
 
-from loan_recovery.model_store import keep
-from loan_recovery.registry import frozen_component
-from loan_recovery.scoring import COMPONENT, score_segment_risk
+from loan_recovery.modelling.model_store import keep
+from loan_recovery.modelling.registry import frozen_component
+from loan_recovery.modelling.segment_score import COMPONENT, score_segment_risk
 
 
 def model(dbt, session):

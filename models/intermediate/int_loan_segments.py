@@ -3,9 +3,9 @@
 With ``model_version`` set, the approved artifact's scaler and centroids assign every loan.
 """
 
-from loan_recovery.model_store import keep
-from loan_recovery.registry import frozen_component
-from loan_recovery.segmentation import COMPONENT, assign_segments
+from loan_recovery.modelling.model_store import keep
+from loan_recovery.modelling.registry import frozen_component
+from loan_recovery.modelling.segmentation import COMPONENT, assign_segments
 
 
 def model(dbt, session):

@@ -4,9 +4,9 @@ Trained builds draw the bins on the outcome model's training loans and keep
 them for the registry; a frozen build uses the artifact's bins.
 """
 
-from loan_recovery.model_store import keep
-from loan_recovery.monitoring import COMPONENT, monitor_population
-from loan_recovery.registry import frozen_component
+from loan_recovery.modelling.model_store import keep
+from loan_recovery.modelling.monitoring import COMPONENT, monitor_population
+from loan_recovery.modelling.registry import frozen_component
 
 
 def model(dbt, session):

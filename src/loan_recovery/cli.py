@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
-from loan_recovery.serving.errors import (
+from loan_recovery.errors import (
     EXIT_BAD_INPUT,
     EXIT_FAILED,
     EXIT_OK,
@@ -83,7 +83,7 @@ def _generate(args: argparse.Namespace) -> int:
             population=DRIFTED if args.drift else BASE,
         )
     except (OSError, ValueError) as error:
-        from loan_recovery.serving.errors import os_error_reason
+        from loan_recovery.errors import os_error_reason
 
         reason = os_error_reason(error, out) if isinstance(error, OSError) else str(error)
         return _fail("generate", reason, EXIT_FAILED)
@@ -105,7 +105,7 @@ def _report(args: argparse.Namespace) -> int:
     except ReportError as error:
         return _fail("report", str(error), EXIT_BAD_INPUT)
     except OSError as error:
-        from loan_recovery.serving.errors import os_error_reason
+        from loan_recovery.errors import os_error_reason
 
         return _fail("report", os_error_reason(error), EXIT_FAILED)
     print(f"wrote {written} ({written.stat().st_size / 1e6:.1f} MB) from {database}")
@@ -195,7 +195,7 @@ def _rollback(args: argparse.Namespace) -> int:
 
 def _models(args: argparse.Namespace) -> int:
     from loan_recovery.build_info import utc_stamp
-    from loan_recovery.registry import (
+    from loan_recovery.modelling.registry import (
         RegistryError,
         approve,
         check_version,
@@ -220,7 +220,7 @@ def _models(args: argparse.Namespace) -> int:
     except RegistryError as error:
         return _fail(command, str(error), EXIT_BAD_INPUT)
     except OSError as error:
-        from loan_recovery.serving.errors import os_error_reason
+        from loan_recovery.errors import os_error_reason
 
         return _fail(command, os_error_reason(error), EXIT_FAILED)
     if not listed:

@@ -9,8 +9,7 @@ order). The command line (:mod:`loan_recovery.cli`) prints and chooses
 exit codes; nothing here prints.
 """
 
-from loan_recovery.serving.build import BuildReport, build, rollback
-from loan_recovery.serving.errors import (
+from loan_recovery.errors import (
     EXIT_BAD_INPUT,
     EXIT_BUSY,
     EXIT_FAILED,
@@ -19,6 +18,7 @@ from loan_recovery.serving.errors import (
     BuildError,
     Interrupted,
 )
+from loan_recovery.serving.build import BuildReport, build, rollback
 from loan_recovery.serving.paths import ServedPaths, served_path
 from loan_recovery.serving.settings import check_duckdb_memory, parse_settings
 from loan_recovery.serving.swap import RollbackResult

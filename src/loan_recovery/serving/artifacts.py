@@ -26,7 +26,8 @@ import duckdb
 
 from loan_recovery.build_info import utc_stamp
 from loan_recovery.config import reference
-from loan_recovery.registry import (
+from loan_recovery.errors import EXIT_BAD_INPUT, EXIT_USAGE, BuildError
+from loan_recovery.modelling.registry import (
     APPROVED,
     VERSION,
     RegistryError,
@@ -35,7 +36,6 @@ from loan_recovery.registry import (
     registry_dir,
     resolve,
 )
-from loan_recovery.serving.errors import EXIT_BAD_INPUT, EXIT_USAGE, BuildError
 from loan_recovery.serving.paths import BuildDir
 
 MODEL_VERSION = "model_version"

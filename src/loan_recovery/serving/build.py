@@ -30,6 +30,13 @@ import loan_recovery
 from loan_recovery.build_info import BuildInfo, utc_now
 from loan_recovery.config import project_dir
 from loan_recovery.dbt_results import describe_timings, model_timings
+from loan_recovery.errors import (
+    EXIT_BAD_INPUT,
+    EXIT_USAGE,
+    BuildError,
+    Interrupted,
+    os_error_reason,
+)
 from loan_recovery.serving import finalize as finalizing
 from loan_recovery.serving.artifacts import (
     FROZEN,
@@ -42,13 +49,6 @@ from loan_recovery.serving.artifacts import (
     stage_frozen_model,
 )
 from loan_recovery.serving.dbt_run import DbtRun, dbt_command, reuse_parse_state, run_dbt
-from loan_recovery.serving.errors import (
-    EXIT_BAD_INPUT,
-    EXIT_USAGE,
-    BuildError,
-    Interrupted,
-    os_error_reason,
-)
 from loan_recovery.serving.failures import (
     check_every_node_passed,
     quarantine_summary,

@@ -32,8 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from loan_recovery.config import DB_PATH_ENV
-from loan_recovery.model_store import MODEL_DIR_ENV
-from loan_recovery.registry import REGISTRY_ENV
+from loan_recovery.modelling.model_store import MODEL_DIR_ENV
+from loan_recovery.modelling.registry import REGISTRY_ENV
 from loan_recovery.serving.loan_book import LoanBook
 from loan_recovery.serving.paths import BUILD_FILE_NAME, BuildDir, make_directory
 from loan_recovery.serving.pause import pause_point, wants_pause

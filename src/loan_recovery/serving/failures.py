@@ -23,8 +23,8 @@ from loan_recovery.dbt_results import (
     first_meaningful_line,
     node_failures,
 )
+from loan_recovery.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_USAGE, BuildError
 from loan_recovery.serving.dbt_run import DbtRun
-from loan_recovery.serving.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_USAGE, BuildError
 from loan_recovery.serving.loan_book import LoanBook
 
 _OWN_MESSAGES = (("invalid --vars", EXIT_USAGE), ("loans_path '", EXIT_BAD_INPUT))

@@ -23,7 +23,7 @@ import yaml
 
 from loan_recovery import build_info
 from loan_recovery.build_info import BuildInfo
-from loan_recovery.serving.errors import BuildError
+from loan_recovery.errors import BuildError
 from loan_recovery.serving.paths import wal_path
 from loan_recovery.serving.pause import pause_point
 

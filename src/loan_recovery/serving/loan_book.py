@@ -28,7 +28,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from loan_recovery.serving.errors import EXIT_BAD_INPUT, BuildError, os_error_reason
+from loan_recovery.errors import EXIT_BAD_INPUT, BuildError, os_error_reason
 
 CHUNK_BYTES = 1 << 20
 FORMATS = {".csv": "csv", ".parquet": "parquet"}

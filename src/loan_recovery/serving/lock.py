@@ -17,7 +17,7 @@ import os
 import stat
 from collections.abc import Iterator
 
-from loan_recovery.serving.errors import EXIT_BUSY, EXIT_USAGE, BuildError, os_error_reason
+from loan_recovery.errors import EXIT_BUSY, EXIT_USAGE, BuildError, os_error_reason
 from loan_recovery.serving.paths import ServedPaths, make_directory
 
 HOLDER_BYTES = 256

@@ -33,7 +33,7 @@ from loan_recovery.build_info import TABLE as BUILD_INFO_TABLE
 from loan_recovery.build_info import utc_now
 from loan_recovery.config import database_path
 from loan_recovery.duckdb_file import is_duckdb_file
-from loan_recovery.serving.errors import EXIT_USAGE, BuildError, os_error_reason
+from loan_recovery.errors import EXIT_USAGE, BuildError, os_error_reason
 
 BUILD_FILE_NAME = "loan_recovery.duckdb"
 """The build file's name inside its directory: a plain identifier, whatever ``--db`` is.

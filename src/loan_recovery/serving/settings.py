@@ -29,7 +29,7 @@ import yaml
 
 from loan_recovery.config import REFERENCE, run_setting_defaults
 from loan_recovery.dbt_results import first_meaningful_line
-from loan_recovery.serving.errors import EXIT_USAGE, BuildError
+from loan_recovery.errors import EXIT_USAGE, BuildError
 
 LOANS_PATH = "loans_path"
 DUCKDB_MEMORY_ENV = "LOAN_RECOVERY_DUCKDB_MEMORY"

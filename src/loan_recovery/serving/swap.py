@@ -39,7 +39,7 @@ from pathlib import Path
 import duckdb
 
 from loan_recovery import build_info
-from loan_recovery.serving.errors import BuildError, os_error_reason
+from loan_recovery.errors import BuildError, os_error_reason
 from loan_recovery.serving.finalize import storage_compatibility_version, verify
 from loan_recovery.serving.paths import (
     ServedPaths,

@@ -11,12 +11,12 @@ is known, and decides for the ones still open:
 * features: the ten pre-collection numbers, the ratios of int_loan_features
   and the pre-collection categories as 0/1 levels (an unknown value is
   "other"). Post-outcome columns and protected attributes are refused by
-  name (:func:`loan_recovery.model_input.check_features`) and by data
-  (:mod:`loan_recovery.sentinel`) before anything is trained;
+  name (:func:`loan_recovery.modelling.model_input.check_features`) and by data
+  (:mod:`loan_recovery.modelling.sentinel`) before anything is trained;
 * probabilities: every training loan's is out of bag, every other loan's
   comes from the forest that never saw it; all are calibrated by Platt
   scaling, cross-fitted for the training loans
-  (:mod:`loan_recovery.calibration`).
+  (:mod:`loan_recovery.modelling.calibration`).
 
 When fewer than ``min_resolved_loans`` resolved loans exist, or they hold
 one outcome only, nothing is trained: every loss_probability is null and
@@ -33,10 +33,15 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from loan_recovery.calibration import Platt, cross_fitted
-from loan_recovery.forest import fit_out_of_bag, model_version, positive_proba, stream_scores
-from loan_recovery.loan_source import LoanSource, numbers, quoted, stream
-from loan_recovery.model_input import (
+from loan_recovery.modelling.calibration import Platt, cross_fitted
+from loan_recovery.modelling.forest import (
+    fit_out_of_bag,
+    model_version,
+    positive_proba,
+    stream_scores,
+)
+from loan_recovery.modelling.loan_source import LoanSource, numbers, quoted, stream
+from loan_recovery.modelling.model_input import (
     KEY,
     OUTCOME_LABEL,
     RESOLVED,
@@ -48,8 +53,8 @@ from loan_recovery.model_input import (
     model_features,
     read_loan_columns,
 )
-from loan_recovery.model_store import Component, Fitted, training_arrays
-from loan_recovery.sentinel import check_features_are_honest
+from loan_recovery.modelling.model_store import Component, Fitted, training_arrays
+from loan_recovery.modelling.sentinel import check_features_are_honest
 
 __all__ = ["COMPONENT", "FROZEN", "LABEL", "TRAINED", "score_outcomes"]
 
@@ -131,9 +136,9 @@ def score_outcomes(
     loan_id, ``features``, the ``categories`` columns, the ``protected``
     columns (read only by the sentinel, on the training sample),
     ``is_resolved`` and the label ``is_not_fully_recovered`` (null for open
-    loans). Returns the scores as a stream (:mod:`loan_recovery.loan_source`)
+    loans). Returns the scores as a stream (:mod:`loan_recovery.modelling.loan_source`)
     and, when a model was trained, the model to keep
-    (:func:`loan_recovery.model_store.keep`).
+    (:func:`loan_recovery.modelling.model_store.keep`).
 
     With ``frozen`` (the outcome model of an approved artifact) nothing is
     trained and no outcome is read: the stored forest and calibration score

@@ -9,7 +9,7 @@ gets the same ids and names whatever order KMeans happens to number its
 clusters in, and every word of a name is backed by the numbers.
 
 How ids, names and the high-risk flag follow from a profile, and the
-rules' table, are in :mod:`loan_recovery.segment_names`.
+rules' table, are in :mod:`loan_recovery.modelling.segment_names`.
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ from sklearn.cluster import KMeans
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
-from loan_recovery.loan_source import LoanSource, stream
-from loan_recovery.model_input import (
+from loan_recovery.modelling.loan_source import LoanSource, stream
+from loan_recovery.modelling.model_input import (
     KEY,
     OUTCOME_LABEL,
     RESOLVED,
@@ -40,8 +40,8 @@ from loan_recovery.model_input import (
     flags,
     read_loan_columns,
 )
-from loan_recovery.model_store import Component, Fitted
-from loan_recovery.segment_names import (
+from loan_recovery.modelling.model_store import Component, Fitted
+from loan_recovery.modelling.segment_names import (
     MIN_SEGMENT_RESOLVED,
     PROFILE_FEATURES,
     name_segments,
@@ -86,7 +86,7 @@ class SegmentModel:
         return digest.hexdigest()[:12]
 
     def component(self, post_outcome_columns: Sequence[str]) -> tuple[str, dict, dict, None]:
-        """(name, meta, arrays, forest) for :func:`loan_recovery.model_store.keep`."""
+        """(name, meta, arrays, forest) for :func:`loan_recovery.modelling.model_store.keep`."""
         meta = {
             "version": self.version,
             "features": list(self.features),

@@ -4,7 +4,7 @@ Kept as the baseline the outcome model has to beat. Its label is
 ``is_high_risk`` (the loan's segment is a high-risk one), available for every
 loan, so the forest trains on a deterministic sample of all loans; every
 loan's ``segment_risk_score`` is out of sample (out-of-bag for training
-rows, see :mod:`loan_recovery.forest`). Measured on real outcomes it ranks
+rows, see :mod:`loan_recovery.modelling.forest`). Measured on real outcomes it ranks
 recovery at chance on the write-up's data: risk_model_metrics says so.
 """
 
@@ -17,10 +17,21 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from loan_recovery.forest import fit_out_of_bag, model_version, positive_proba, stream_scores
-from loan_recovery.loan_source import LoanSource, numbers
-from loan_recovery.model_input import KEY, check_count, check_features, flags, read_loan_columns
-from loan_recovery.model_store import Component, Fitted, training_arrays
+from loan_recovery.modelling.forest import (
+    fit_out_of_bag,
+    model_version,
+    positive_proba,
+    stream_scores,
+)
+from loan_recovery.modelling.loan_source import LoanSource, numbers
+from loan_recovery.modelling.model_input import (
+    KEY,
+    check_count,
+    check_features,
+    flags,
+    read_loan_columns,
+)
+from loan_recovery.modelling.model_store import Component, Fitted, training_arrays
 
 __all__ = ["COMPONENT", "LABEL", "score_segment_risk"]
 
@@ -53,9 +64,9 @@ def score_segment_risk(
 
     ``training`` (a dbt relation with its ``session``, or a frame) holds
     loan_id, the features and the label ``is_high_risk``. The forest
-    (:func:`loan_recovery.forest.forest_parameters`) is fitted on every loan,
+    (:func:`loan_recovery.modelling.forest.forest_parameters`) is fitted on every loan,
     or on ``sample_rows`` loans chosen by hashed loan id
-    (:meth:`loan_recovery.loan_source.LoanSource.sample`). The version is a
+    (:meth:`loan_recovery.modelling.loan_source.LoanSource.sample`). The version is a
     hash of the scikit-learn version, the parameters, the features and the
     training rows. The scores come as a stream, a batch at a time.
 

@@ -40,7 +40,7 @@ import pandas as pd
 import pyarrow as pa
 from numpy.typing import NDArray
 
-from loan_recovery.model_input import KEY, bad_value_error
+from loan_recovery.modelling.model_input import KEY, bad_value_error
 
 __all__ = ["BATCH_ROWS", "LoanSource", "numbers", "quoted", "stream"]
 
@@ -169,7 +169,7 @@ class LoanSource:
     ) -> dict[str, int]:
         """Check key, features, required columns and the ``label``, in one scan; return the counts.
 
-        The same rules and messages as :func:`loan_recovery.model_input.read_loan_columns`,
+        The same rules and messages as :func:`~.model_input.read_loan_columns`,
         on the whole input rather than on one batch. A ``label`` is boolean
         or 0/1, never null, and holds both classes (``purpose`` says why it
         must). ``counted`` names further conditions (SQL built by this

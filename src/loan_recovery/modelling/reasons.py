@@ -36,11 +36,16 @@ import pyarrow as pa
 from numpy.typing import NDArray
 from sklearn.ensemble import RandomForestClassifier
 
-from loan_recovery.calibration import Platt
-from loan_recovery.forest import on_all_cores
-from loan_recovery.loan_source import LoanSource, numbers, stream
-from loan_recovery.model_input import KEY, check_features, column_series, read_loan_columns
-from loan_recovery.model_store import Component, read_component
+from loan_recovery.modelling.calibration import Platt
+from loan_recovery.modelling.forest import on_all_cores
+from loan_recovery.modelling.loan_source import LoanSource, numbers, stream
+from loan_recovery.modelling.model_input import (
+    KEY,
+    check_features,
+    column_series,
+    read_loan_columns,
+)
+from loan_recovery.modelling.model_store import Component, read_component
 
 __all__ = ["COMPONENT_OF_SOURCE", "contribution_column", "explain_scores", "forest_contributions"]
 

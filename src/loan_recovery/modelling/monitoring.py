@@ -36,9 +36,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from numpy.typing import NDArray
 
-from loan_recovery.loan_source import LoanSource, quoted
-from loan_recovery.model_input import KEY, column_series
-from loan_recovery.model_store import Component, Fitted
+from loan_recovery.modelling.loan_source import LoanSource, quoted
+from loan_recovery.modelling.model_input import KEY, column_series
+from loan_recovery.modelling.model_store import Component, Fitted
 
 __all__ = ["COMPONENT", "N_BINS", "Variable", "monitor_population", "population_bins"]
 

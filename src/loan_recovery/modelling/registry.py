@@ -11,7 +11,7 @@ therefore saves what a training build fitted as one *artifact*:
         outcome/               the outcome forest and its calibration
         monitoring/            the training population's bins, for drift
 
-Each component is the model store's own format (:mod:`loan_recovery.model_store`):
+Each component is the model store's own format (:mod:`loan_recovery.modelling.model_store`):
 JSON and ``.npz`` arrays read with ``allow_pickle=False``, so loading an
 artifact parses numbers and never runs code. The training-only arrays (which
 loans trained it) are left out.
@@ -51,7 +51,7 @@ import numpy as np
 import sklearn
 
 from loan_recovery.config import DB_PATH_ENV
-from loan_recovery.model_store import (
+from loan_recovery.modelling.model_store import (
     FILES,
     Component,
     ModelStoreError,

@@ -202,7 +202,7 @@ class Fitted:
 
     scores: Any
     """What dbt stores: a ``pyarrow.RecordBatchReader`` (read once, see
-    :mod:`loan_recovery.loan_source`), or a frame for small outputs."""
+    :mod:`loan_recovery.modelling.loan_source`), or a frame for small outputs."""
     components: tuple[tuple[str, dict[str, Any], dict[str, NDArray[Any]], Any], ...] = ()
     """(name, meta, arrays, forest or None) per fitted model; empty when nothing was fitted."""
 

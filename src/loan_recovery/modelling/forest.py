@@ -55,8 +55,8 @@ from numpy.typing import NDArray
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.model_selection import KFold
 
-from loan_recovery.loan_source import LoanSource, stream
-from loan_recovery.model_input import KEY, LoanColumns, read_loan_columns
+from loan_recovery.modelling.loan_source import LoanSource, stream
+from loan_recovery.modelling.model_input import KEY, LoanColumns, read_loan_columns
 
 TREE_ROWS = 10_000
 ROWS_PER_LEAF = 1_000

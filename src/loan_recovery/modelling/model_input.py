@@ -2,7 +2,7 @@
 
 Every model takes loan_id plus numeric features (and category levels) as an
 Arrow table or a DataFrame: a training sample, or one batch of the book
-(:mod:`loan_recovery.loan_source` reads both from DuckDB). Each must refuse
+(:mod:`loan_recovery.modelling.loan_source` reads both from DuckDB). Each must refuse
 a feature recorded after the outcome or a protected attribute, must say "no
 loans" plainly for dbt's 0-row ``build --empty`` frames, and reads its
 features without copying them. One module does that for all of them.
@@ -91,7 +91,7 @@ def check_features(
     passed by the caller from the project's reference facts) or the model's
     own label would let the model see the answer; a protected attribute
     (gender) must never decide how a borrower is treated. This checks the
-    names; :mod:`loan_recovery.sentinel` checks the data.
+    names; :mod:`loan_recovery.modelling.sentinel` checks the data.
     """
     if isinstance(features, str):
         raise TypeError("features must be a list of column names, not one string")

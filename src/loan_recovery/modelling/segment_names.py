@@ -1,6 +1,6 @@
 """Segment ids, names and high-risk flags, derived from each segment's profile by fixed rules.
 
-The KMeans clusters (:mod:`loan_recovery.segmentation`) are only an
+The KMeans clusters (:mod:`loan_recovery.modelling.segmentation`) are only an
 intermediate; this module turns a cluster's profile into what a reader sees.
 
 Which segments are risky is decided by what happened when that is known.
