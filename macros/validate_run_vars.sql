@@ -64,6 +64,7 @@
         {{ exceptions.raise_compiler_error("invalid --vars: strategy_score must be outcome or segment, got " ~ var('strategy_score')) }}
     {%- endif -%}
 
+    {#- The pattern is loan_recovery.modelling.registry.VERSION's (a unit test keeps the two equal). -#}
     {%- set model_version = var('model_version') -%}
     {%- if model_version is not string or (model_version != '' and not modules.re.match('^[0-9a-f]{12}$', model_version)) -%}
         {{ exceptions.raise_compiler_error("invalid --vars: model_version must be empty (train) or a version of 12 hex digits as `loan-recovery models list` prints it, got " ~ model_version ~ "; `loan-recovery build --model approved` scores with the approved one") }}

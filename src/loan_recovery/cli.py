@@ -25,6 +25,7 @@ from loan_recovery.errors import (
     BuildError,
     Interrupted,
 )
+from loan_recovery.modelling.status import FROZEN
 
 GENERATE_SUFFIXES = (".csv", ".parquet")
 
@@ -149,7 +150,7 @@ def _build(args: argparse.Namespace) -> int:
     )
     used, fallback = report.score
     print(f"  strategy score: {used}" + (f" ({fallback})" if fallback else ""))
-    if info.model_mode == "frozen":
+    if info.model_mode == FROZEN:
         print(f"  scored with frozen model {info.model_artifact}: nothing trained")
     elif info.model_artifact:
         print(

@@ -55,13 +55,11 @@ from loan_recovery.modelling.model_input import (
 )
 from loan_recovery.modelling.model_store import Component, Fitted, training_arrays
 from loan_recovery.modelling.sentinel import check_features_are_honest
+from loan_recovery.modelling.status import FROZEN, TRAINED, fallback_status
 
-__all__ = ["COMPONENT", "FROZEN", "LABEL", "TRAINED", "score_outcomes"]
+__all__ = ["COMPONENT", "LABEL", "score_outcomes"]
 
 LABEL = OUTCOME_LABEL
-TRAINED = "trained"
-FROZEN = "frozen"
-"""Status of scores from an approved artifact: nothing was trained in this build."""
 COMPONENT = "outcome"
 """The outcome model's name in the model store."""
 
@@ -174,15 +172,19 @@ def score_outcomes(
     if n_resolved < min_resolved_loans:
         return _fallback(
             source,
-            f"fallback: {n_resolved} resolved loans, fewer than min_resolved_loans "
-            f"({min_resolved_loans}); the strategy uses the segment score",
+            fallback_status(
+                f"{n_resolved} resolved loans, fewer than min_resolved_loans "
+                f"({min_resolved_loans}); the strategy uses the segment score"
+            ),
         )
     if found["lost"] in (0, n_resolved):
         only = "not fully recovered" if found["lost"] else "fully recovered"
         return _fallback(
             source,
-            f"fallback: all {n_resolved} resolved loans were {only} (one outcome only); "
-            "the strategy uses the segment score",
+            fallback_status(
+                f"all {n_resolved} resolved loans were {only} (one outcome only); "
+                "the strategy uses the segment score"
+            ),
         )
 
     training = source.sample(

@@ -94,7 +94,7 @@ def check_version(version: str) -> str:
     """A version as ``models list`` prints it (12 hex digits), or :class:`RegistryError`."""
     if not VERSION.match(version):
         raise RegistryError(
-            f"model version {version!r} is not a version: expected 12 hex digits as "
+            f"model {version!r} is not a version: expected 12 hex digits as "
             "`loan-recovery models list` prints them, or 'approved'"
         )
     return version

@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from typing import Generic, TypeVar
 
 from loan_recovery.build_info import BuildInfo
+from loan_recovery.modelling.status import FROZEN
 from loan_recovery.report.queries import ReportData
 
 T = TypeVar("T")
@@ -96,7 +97,7 @@ def score_facts(data: ReportData) -> tuple[Sourced[str], Sourced[str], list[str]
             f"The outcome model fell back ({fallback}): "
             f"the strategy used {SCORE_WORDS.get(in_use, in_use)}"
         )
-    elif outcome.get("model_status") == "frozen":
+    elif outcome.get("model_status") == FROZEN:
         outcome_text = (
             f"frozen: scored with registry artifact {outcome.get('model_artifact')} "
             f"(outcome model {outcome['model_version']}); nothing trained on this book"

@@ -27,6 +27,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from loan_recovery.modelling.status import MODES, fallback_reason
 from loan_recovery.report.queries import ReportData
 from loan_recovery.report.style import (
     IN_USE_COLOR,
@@ -110,10 +111,10 @@ def model_card_sentence(scores: Mapping[str, Mapping[str, Any]]) -> str:
         if name in ("segment", "days_past_due") and present(row.get("roc_auc"))
     ]
     parts = []
-    if present(outcome.get("roc_auc")) and outcome.get("model_status") in ("trained", "frozen"):
+    if present(outcome.get("roc_auc")) and outcome.get("model_status") in MODES:
         parts.append(_outcome_words(outcome, ranked))
     else:
-        reason = str(outcome.get("model_status") or "no outcome row").removeprefix("fallback: ")
+        reason = fallback_reason(outcome.get("model_status") or "no outcome row")
         parts.append(f"the outcome model fell back ({reason}), so it has no scores to judge")
     segment = scores.get("segment", {})
     if present(segment.get("roc_auc")):

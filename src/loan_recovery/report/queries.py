@@ -32,6 +32,7 @@ import pandas as pd
 from loan_recovery import build_info
 from loan_recovery.build_info import BuildInfo
 from loan_recovery.config import cluster_features
+from loan_recovery.modelling.status import fallback_reason
 from loan_recovery.report.database import (  # noqa: F401 (re-exported)
     REPORT_RELATIONS,
     ReportError,
@@ -98,12 +99,11 @@ class ReportData:
 
     @property
     def outcome_fallback(self) -> str | None:
-        """Why the outcome model did not run (model_status less 'fallback: '), None if trained."""
+        """Why the outcome model did not score the book (``status.fallback_reason``), or None."""
         status = self.score("outcome").get("model_status")
         if status is None or pd.isna(status):
             return "no outcome row in risk_model_metrics"
-        status = str(status)
-        return None if status in ("trained", "frozen") else status.removeprefix("fallback: ")
+        return fallback_reason(str(status))
 
     @property
     def built_at(self) -> Any:

@@ -29,19 +29,18 @@ from loan_recovery.config import reference
 from loan_recovery.errors import EXIT_BAD_INPUT, EXIT_USAGE, BuildError
 from loan_recovery.modelling.registry import (
     APPROVED,
-    VERSION,
     RegistryError,
+    check_version,
     model_facts,
     register,
     registry_dir,
     resolve,
 )
+from loan_recovery.modelling.status import TRAINED
 from loan_recovery.serving.paths import BuildDir
 
 MODEL_VERSION = "model_version"
 """The var that names the artifact a build scores with (empty: train)."""
-TRAINED = "trained"
-FROZEN = "frozen"
 
 
 @dataclass(frozen=True)
@@ -69,13 +68,11 @@ def requested_model(model: str | None, settings: Mapping[str, Any]) -> str | Non
             exit_code=EXIT_USAGE,
         )
     wanted = model if model is not None else given
-    if wanted is not None and wanted != APPROVED and not VERSION.match(str(wanted)):
-        raise BuildError(
-            "settings",
-            f"model {wanted!r} is not a version: expected 12 hex digits as "
-            "`loan-recovery models list` prints them, or 'approved'",
-            exit_code=EXIT_USAGE,
-        )
+    if wanted is not None and wanted != APPROVED:
+        try:
+            check_version(str(wanted))
+        except RegistryError as error:
+            raise BuildError("settings", str(error), exit_code=EXIT_USAGE) from None
     return wanted
 
 

@@ -21,6 +21,8 @@ import subprocess
 import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -37,11 +39,10 @@ from loan_recovery.errors import (
     Interrupted,
     os_error_reason,
 )
+from loan_recovery.modelling.status import FROZEN, TRAINED, fallback_reason
 from loan_recovery.serving import finalize as finalizing
 from loan_recovery.serving.artifacts import (
-    FROZEN,
     MODEL_VERSION,
-    TRAINED,
     Shift,
     register_trained_models,
     requested_model,
@@ -162,9 +163,16 @@ def build(
             if announce:
                 announce(f"building {build_id} (logs in {build_dir.logs})")
             source = _loan_book_path(loans, loans_path_var, root)
-            return _build_steps(
-                log, build_id, started_at, build_dir, paths, root, source, settings, model
+            steps = _Build(
+                log,
+                build_id,
+                started_at,
+                build_dir,
+                paths,
+                root,
+                {key: value for key, value in (settings or {}).items() if key != LOANS_PATH},
             )
+            return _build_steps(steps, source, model)
         except BuildError as failure:
             failure.log = failure.log or log.path
             log.write(f"FAILED at {failure.step}: {failure.reason}")
@@ -212,27 +220,134 @@ def git_commit(root: Path) -> str | None:
     return commit + ("-dirty" if status.returncode == 0 and status.stdout.strip() else "")
 
 
-def _describe(
-    build_id: str,
-    started_at: Any,
-    input_file: Path,
-    loans: LoanBook | None,
-    sample_sha256: str,
-    sample_bytes: int,
-    root: Path,
-    run: DbtRun,
-    models: tuple[str, str | None],
-) -> Callable[[duckdb.DuckDBPyConnection], BuildInfo]:
+@dataclass
+class _Build:
+    """One build in progress: where it writes, what it reads, what it has done so far."""
+
+    log: _StepLog
+    build_id: str
+    started_at: datetime
+    build_dir: BuildDir
+    paths: ServedPaths
+    root: Path
+    settings: dict[str, Any]
+    loans: LoanBook | None = None
+    input_file: Path = SAMPLE_SEED
+    input_sha256: str = ""
+    input_bytes: int = 0
+    frozen: str | None = None
+    """The registry artifact this build scores with (None: it trains)."""
+
+    @cached_property
+    def storage_version(self) -> str:
+        """The storage version dbt writes (profiles.yml); finalize and verify keep to it."""
+        return finalizing.storage_compatibility_version(self.root)
+
+    @property
+    def input_label(self) -> str:
+        """The input as a failure message names it."""
+        if self.loans is not None:
+            return f"'{self.loans.name}'"
+        return f"the bundled sample {SAMPLE_SEED}"
+
+
+def _open_input(build: _Build, source: Path | None) -> None:
+    """Step ``input``: open, check and hash the loan book (or the bundled sample)."""
+    build.log.enter("input")
+    if source is not None:
+        build.loans = open_loan_book(source)
+        build.input_file = build.loans.name
+        build.input_sha256, build.input_bytes = build.loans.sha256, build.loans.size
+    else:
+        build.input_file = build.root / SAMPLE_SEED
+        seed = build.input_file.read_bytes()
+        build.input_sha256, build.input_bytes = hashlib.sha256(seed).hexdigest(), len(seed)
+    build.log.write(
+        f"input {build.input_file} sha256 {build.input_sha256} ({build.input_bytes} bytes)"
+    )
+
+
+def _stage_model(build: _Build, wanted: str | None) -> None:
+    """Step ``model``: verify the frozen model asked for and copy it into the build."""
+    if wanted is None:
+        return
+    build.log.enter("model", wanted)
+    build.frozen = stage_frozen_model(wanted, build.paths.served, build.build_dir)
+    build.settings[MODEL_VERSION] = build.frozen
+    build.log.write(f"scoring with frozen model {build.frozen}: nothing is trained in this build")
+
+
+def _run_dbt(build: _Build) -> DbtRun:
+    """Step ``dbt``: the whole ``dbt build`` into the build file; any failure is one line."""
+    build.log.enter(
+        "dbt", " ".join(dbt_command(build.build_dir, build.root, build.settings, build.loans)[0])
+    )
+    earlier = [entry for entry in build_directories(build.paths) if entry != build.build_dir.root]
+    reused = reuse_parse_state(build.build_dir, earlier)
+    build.log.write(
+        f"dbt starts from the parse of {reused}" if reused else "dbt parses the project"
+    )
+    run = run_dbt(build.build_dir, build.root, build.settings, build.loans)
+    build.log.write(f"dbt exited with {run.returncode}")
+    build.log.write(f"model times: {describe_timings(model_timings(run.results))}")
+    if run.returncode != 0:
+        failure = summarize_dbt_failure(run, build.loans, build.paths.served.parent)
+        quarantined = quarantine_summary(build.build_dir.database, build.input_label)
+        if quarantined:
+            failure = BuildError("dbt", quarantined, exit_code=EXIT_BAD_INPUT)
+        # The failed build file is worth a look when models ran (failing test
+        # rows, quarantined rows), not when settings or the file were refused.
+        worth_a_look = quarantined or failure.exit_code not in (EXIT_USAGE, EXIT_BAD_INPUT)
+        if build.build_dir.database.exists() and worth_a_look:
+            failure.inspect = build.build_dir.database
+        failure.log = build.build_dir.dbt_log
+        raise failure
+    check_every_node_passed(run)
+    if build.loans is not None and build.loans.changed():
+        raise BuildError(
+            "input",
+            f"loans_path '{build.loans.name}' changed during the build; rerun once it is complete",
+            exit_code=EXIT_BAD_INPUT,
+        )
+    return run
+
+
+def _register(build: _Build) -> str | None:
+    """Step ``register``: a training build's models are saved in the registry; their version."""
+    if build.frozen is not None:
+        return build.frozen
+    build.log.enter("register")
+    artifact = register_trained_models(
+        build.build_dir,
+        build.paths.served,
+        source={
+            "build_id": build.build_id,
+            "input_file": str(build.input_file),
+            "input_sha256": build.input_sha256,
+        },
+    )
+    build.log.write(
+        f"saved the trained models as {artifact} in the registry"
+        if artifact
+        else "not saved in the registry: the outcome model fell back"
+    )
+    return artifact
+
+
+def _finalize(build: _Build, run: DbtRun, artifact: str | None) -> BuildInfo:
+    """Step ``finalize``: rows reconciled, ``build_info`` written, the file checkpointed."""
+    build.log.enter("finalize")
+
     def describe(connection: duckdb.DuckDBPyConnection) -> BuildInfo:
         counts = finalizing.row_counts(connection)
-        finalizing.reconcile(counts, loans.lines if loans else None)
+        finalizing.reconcile(counts, build.loans.lines if build.loans else None)
         return BuildInfo(
-            build_id=build_id,
-            started_at=started_at,
+            build_id=build.build_id,
+            started_at=build.started_at,
             finished_at=utc_now(),
-            input_file=str(input_file),
-            input_sha256=loans.sha256 if loans else sample_sha256,
-            input_bytes=loans.size if loans else sample_bytes,
+            input_file=str(build.input_file),
+            input_sha256=build.input_sha256,
+            input_bytes=build.input_bytes,
             rows_in=counts.rows_in,
             rows_clean=counts.rows_clean,
             rows_quarantined=counts.rows_quarantined,
@@ -240,135 +355,71 @@ def _describe(
                 connection,
                 "select model_version from main.risk_model_metrics where is_score_in_use",
             ),
-            model_mode=models[0],
-            model_artifact=models[1],
+            model_mode=TRAINED if build.frozen is None else FROZEN,
+            model_artifact=artifact,
             project_version=loan_recovery.__version__,
-            git_commit=git_commit(root),
+            git_commit=git_commit(build.root),
             dbt_version=((run.results or {}).get("metadata") or {}).get("dbt_version"),
             duckdb_version=duckdb.__version__,
         )
 
-    return describe
-
-
-def _build_steps(
-    log: _StepLog,
-    build_id: str,
-    started_at: Any,
-    build_dir: BuildDir,
-    paths: ServedPaths,
-    root: Path,
-    source: Path | None,
-    settings: Mapping[str, Any] | None,
-    model: str | None,
-) -> BuildReport:
-    settings = {key: value for key, value in (settings or {}).items() if key != LOANS_PATH}
-    wanted = requested_model(model, settings)
-    log.enter("input")
-    loans = open_loan_book(source) if source is not None else None
-    try:
-        if loans is not None:
-            input_file, label = loans.name, f"'{loans.name}'"
-            sample = ("", 0)
-        else:
-            input_file, label = root / SAMPLE_SEED, f"the bundled sample {SAMPLE_SEED}"
-            seed = input_file.read_bytes()
-            sample = (hashlib.sha256(seed).hexdigest(), len(seed))
-        log.write(
-            f"input {input_file} sha256 {loans.sha256 if loans else sample[0]} "
-            f"({loans.size if loans else sample[1]} bytes)"
-        )
-
-        frozen = None
-        if wanted is not None:
-            log.enter("model", wanted)
-            frozen = stage_frozen_model(wanted, paths.served, build_dir)
-            settings[MODEL_VERSION] = frozen
-            log.write(f"scoring with frozen model {frozen}: nothing is trained in this build")
-
-        log.enter("dbt", " ".join(dbt_command(build_dir, root, settings, loans)[0]))
-        earlier = [entry for entry in build_directories(paths) if entry != build_dir.root]
-        reused = reuse_parse_state(build_dir, earlier)
-        log.write(f"dbt starts from the parse of {reused}" if reused else "dbt parses the project")
-        run = run_dbt(build_dir, root, settings, loans)
-        log.write(f"dbt exited with {run.returncode}")
-        log.write(f"model times: {describe_timings(model_timings(run.results))}")
-        if run.returncode != 0:
-            failure = summarize_dbt_failure(run, loans, paths.served.parent)
-            quarantined = quarantine_summary(build_dir.database, label)
-            if quarantined:
-                failure = BuildError("dbt", quarantined, exit_code=EXIT_BAD_INPUT)
-            # The failed build file is worth a look when models ran (failing test
-            # rows, quarantined rows), not when settings or the file were refused.
-            worth_a_look = quarantined or failure.exit_code not in (EXIT_USAGE, EXIT_BAD_INPUT)
-            if build_dir.database.exists() and worth_a_look:
-                failure.inspect = build_dir.database
-            failure.log = build_dir.dbt_log
-            raise failure
-        check_every_node_passed(run)
-        if loans is not None and loans.changed():
-            raise BuildError(
-                "input",
-                f"loans_path '{loans.name}' changed during the build; rerun once it is complete",
-                exit_code=EXIT_BAD_INPUT,
-            )
-
-        artifact = frozen
-        if frozen is None:
-            log.enter("register")
-            artifact = register_trained_models(
-                build_dir,
-                paths.served,
-                source={
-                    "build_id": build_id,
-                    "input_file": str(input_file),
-                    "input_sha256": loans.sha256 if loans else sample[0],
-                },
-            )
-            log.write(
-                f"saved the trained models as {artifact} in the registry"
-                if artifact
-                else "not saved in the registry: the outcome model fell back"
-            )
-        models = (TRAINED if frozen is None else FROZEN, artifact)
-
-        log.enter("finalize")
-        storage_version = finalizing.storage_compatibility_version(root)
-        info = finalizing.finalize(
-            build_dir.database,
-            storage_version=storage_version,
-            describe=_describe(build_id, started_at, input_file, loans, *sample, root, run, models),
-        )
-    finally:
-        if loans is not None:
-            loans.close()
-    log.write(
+    info = finalizing.finalize(
+        build.build_dir.database,
+        storage_version=build.storage_version,
+        describe=describe,
+    )
+    build.log.write(
         f"build_info: {info.rows_in} in, {info.rows_clean} clean, "
         f"{info.rows_quarantined} quarantined, model {info.model_version}"
     )
+    return info
 
+
+def _verify(build: _Build) -> None:
+    """Step ``verify``: reopen the file read-only, as a reader would, and query every relation."""
     pause_point("verify")
-    log.enter("verify")
+    build.log.enter("verify")
     verified = finalizing.verify(
-        build_dir.database,
-        storage_version=storage_version,
-        expected_relations=finalizing.expected_relations(build_dir.target),
-        build_id=build_id,
+        build.build_dir.database,
+        storage_version=build.storage_version,
+        expected_relations=finalizing.expected_relations(build.build_dir.target),
+        build_id=build.build_id,
     )
-    log.write(f"verified {len(verified.relations)} relations: {verified.relations}")
+    build.log.write(f"verified {len(verified.relations)} relations: {verified.relations}")
 
-    log.enter("publish", f"{build_dir.database} -> {paths.served}")
-    previous = swap_in(build_dir.database, paths)
-    log.write(f"published {build_id} to {paths.served}")
+
+def _publish(build: _Build) -> Path | None:
+    """Step ``publish``: swap the build in atomically; the build it replaced, if any."""
+    build.log.enter("publish", f"{build.build_dir.database} -> {build.paths.served}")
+    previous = swap_in(build.build_dir.database, build.paths)
+    build.log.write(f"published {build.build_id} to {build.paths.served}")
+    return previous
+
+
+def _build_steps(build: _Build, source: Path | None, model: str | None) -> BuildReport:
+    """The steps of a build, in order; each names itself in the log and in a failure."""
+    wanted = requested_model(model, build.settings)
+    try:
+        _open_input(build, source)
+        _stage_model(build, wanted)
+        run = _run_dbt(build)
+        artifact = _register(build)
+        info = _finalize(build, run, artifact)
+    finally:
+        if build.loans is not None:
+            build.loans.close()
+    _verify(build)
+    previous = _publish(build)
+    served = build.paths.served
     return BuildReport(
         info,
-        paths.served,
+        served,
         previous,
-        build_dir,
+        build.build_dir,
         warnings_of(run.results),
-        quality_findings(paths.served),
-        score_in_use(paths.served),
-        shifted_variables(paths.served),
+        quality_findings(served),
+        score_in_use(served),
+        shifted_variables(served),
     )
 
 
@@ -394,7 +445,7 @@ def score_in_use(database: Path) -> tuple[str, str | None]:
             connection,
             "select model_status from main.risk_model_metrics where score_name = 'outcome'",
         )
-    return str(used), (None if status in (TRAINED, FROZEN) else str(status))
+    return str(used), fallback_reason(status)
 
 
 def rollback(served: Path, project: Path | None = None) -> RollbackResult:
