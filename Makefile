@@ -1,6 +1,6 @@
 # Two commands set up and run everything on a fresh machine:
 #   make build   build the bundled sample loan book into the served DuckDB file, then the report
-#   make test    lint (ruff, sqlfluff) and run the whole test suite (pytest runs dbt build end to end)
+#   make test    lint (ruff, mypy, sqlfluff) and run the whole test suite (pytest runs dbt build end to end)
 
 PYTHON ?= python3
 VENV := .venv
@@ -22,6 +22,7 @@ build: $(INSTALLED)
 lint: $(INSTALLED)
 	$(BIN)/ruff check src python_tests models benchmarks
 	$(BIN)/ruff format --check src python_tests models benchmarks
+	$(BIN)/mypy
 	LOAN_RECOVERY_DB=$$(mktemp -d)/lint.duckdb $(BIN)/sqlfluff lint models tests analysis
 
 test: lint

@@ -107,9 +107,9 @@ def write_component(
                 "n_features": int(forest.n_features_in_),
                 "classes": [bool(value) for value in forest.classes_],
             }
-            np.savez(scratch / TREES, **_tree_arrays(forest))
+            np.savez(scratch / TREES, **_tree_arrays(forest))  # type: ignore[arg-type]
         if arrays:
-            np.savez(scratch / ARRAYS, **arrays)
+            np.savez(scratch / ARRAYS, **arrays)  # type: ignore[arg-type]
         (scratch / META).write_text(json.dumps(facts, indent=2, sort_keys=True), encoding="utf-8")
         previous = root / f".{name}.previous"
         if target.exists():
@@ -196,6 +196,10 @@ def frozen_copy(component: Component) -> tuple[dict[str, Any], dict[str, NDArray
     return component.meta, arrays, component.forest
 
 
+Kept = tuple[str, dict[str, Any], dict[str, NDArray[Any]], Any]
+"""One fitted model to keep: (name, meta, arrays, forest or None)."""
+
+
 @dataclass(frozen=True)
 class Fitted:
     """What a model function returns: the frame dbt stores, and the fitted models to keep."""
@@ -203,7 +207,7 @@ class Fitted:
     scores: Any
     """What dbt stores: a ``pyarrow.RecordBatchReader`` (read once, see
     :mod:`loan_recovery.modelling.loan_source`), or a frame for small outputs."""
-    components: tuple[tuple[str, dict[str, Any], dict[str, NDArray[Any]], Any], ...] = ()
+    components: tuple[Kept, ...] = ()
     """(name, meta, arrays, forest or None) per fitted model; empty when nothing was fitted."""
 
 

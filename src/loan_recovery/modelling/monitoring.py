@@ -38,7 +38,7 @@ from numpy.typing import NDArray
 
 from loan_recovery.modelling.loan_source import LoanSource, quoted
 from loan_recovery.modelling.model_input import KEY, column_series
-from loan_recovery.modelling.model_store import Component, Fitted
+from loan_recovery.modelling.model_store import Component, Fitted, Kept
 
 __all__ = ["COMPONENT", "N_BINS", "Variable", "monitor_population", "population_bins"]
 
@@ -84,7 +84,9 @@ class Variable:
         )
 
 
-def _number_counts(values: NDArray[np.float64], edges: Sequence[float]) -> NDArray[np.int64]:
+def _number_counts(
+    values: NDArray[np.float64], edges: Sequence[float] | NDArray[np.float64]
+) -> NDArray[np.int64]:
     """Finite values per bin: bin 0 is <= edges[0], bin k is (edges[k-1], edges[k]], the last > all.
 
     Counted as "at most each edge" and differenced: a few vectorised passes
@@ -93,7 +95,7 @@ def _number_counts(values: NDArray[np.float64], edges: Sequence[float]) -> NDArr
     """
     finite = values[np.isfinite(values)]
     at_most = [int(np.count_nonzero(finite <= edge)) for edge in edges]
-    return np.diff(np.asarray([0, *at_most, finite.size], dtype=np.int64))
+    return np.diff(np.asarray([0, *at_most, finite.size], dtype=np.int64)).astype(np.int64)
 
 
 def _category_codes(table: pa.Table, name: str, levels: Sequence[str]) -> NDArray[np.int64]:
@@ -197,7 +199,7 @@ def population_bins(tables: Iterable[pa.Table], variables: Sequence[Variable]) -
     return frame
 
 
-def _component(variables: Sequence[Variable], population_rows: int) -> tuple[str, dict, dict, None]:
+def _component(variables: Sequence[Variable], population_rows: int) -> Kept:
     described = [variable.to_json() for variable in variables]
     version = hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()[:12]
     meta = {"version": version, "population_rows": population_rows, "variables": described}
@@ -231,6 +233,7 @@ def monitor_population(
     found = source.counts({"population": population})
     if found["rows"] == 0:
         raise ValueError("no loans to monitor: the input has 0 rows")
+    component: Kept
     if frozen is not None:
         variables = [Variable.from_json(data) for data in frozen.meta["variables"]]
         component = (COMPONENT, frozen.meta, {}, None)

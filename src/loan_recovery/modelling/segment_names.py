@@ -69,6 +69,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
 INCOME_FEATURE = "monthly_income"
 LOAN_FEATURE = "loan_amount"
@@ -161,7 +162,7 @@ def _risk_phrase(
 
 def name_segments(
     centroids: pd.DataFrame,
-    loss_rates: Sequence[float] | None = None,
+    loss_rates: Sequence[float] | NDArray[np.float64] | None = None,
     book_loss_rate: float | None = None,
 ) -> pd.DataFrame:
     """Stable ids, names and high-risk flags for clusters, from their profiles and outcomes.
@@ -188,7 +189,7 @@ def name_segments(
     segment_ids = np.empty(n_segments, dtype=np.int64)
     segment_ids[order] = np.arange(1, n_segments + 1)
 
-    if by_outcome:
+    if by_outcome and book_loss_rate is not None:
         high = rates > float(book_loss_rate)
         if not high.any():  # every segment at the book's rate: the worst one still leads
             high = segment_ids == n_segments
@@ -204,7 +205,7 @@ def name_segments(
             bool(high[i]),
             row.delinquency,
             float(rates[i]) if by_outcome else None,
-            float(book_loss_rate) if by_outcome else 0.0,
+            float(book_loss_rate) if by_outcome and book_loss_rate is not None else 0.0,
         )
         descriptors.append(_descriptors(row.income, row.loan, BURDEN_WEIGHT * row.burden))
         names.append((descriptors[-1], phrase))

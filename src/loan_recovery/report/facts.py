@@ -147,39 +147,39 @@ def build_facts(data: ReportData, database: str = "") -> BuildFacts:
     )
     score_in_use, outcome_model, score_warnings = score_facts(data)
     warnings.extend(score_warnings)
-    scores = {"score_in_use": score_in_use, "outcome_model": outcome_model}
-    thresholds = {
-        "legal_threshold": Sourced(data.legal_threshold, THRESHOLDS_SOURCE),
-        "settlement_threshold": Sourced(data.settlement_threshold, THRESHOLDS_SOURCE),
-    }
     if info is None:
-        return BuildFacts(
-            database=database,
-            build_id=Sourced("none", NO_BUILD_INFO),
-            built_at=Sourced(data.built_at, "risk_model_metrics.built_at (when the model ran)"),
-            input_file=Sourced("not recorded", NO_BUILD_INFO),
-            loans=Sourced(data.loan_count, "count of staging.stg_loans"),
-            quarantined=Sourced(data.quarantined_count, "count of main.quarantined_loans"),
-            model_version=marts_version,
-            warnings=tuple(warnings),
-            **thresholds,
-            **scores,
+        build_id = Sourced("none", NO_BUILD_INFO)
+        built_at: Sourced[datetime | None] = Sourced(
+            data.built_at, "risk_model_metrics.built_at (when the model ran)"
         )
-    return BuildFacts(
-        database=database,
-        build_id=Sourced(info.build_id, "build_info.build_id"),
-        built_at=Sourced(info.finished_at, "build_info.finished_at"),
-        input_file=Sourced(info.input_file, "build_info.input_file"),
-        loans=Sourced(info.rows_clean, "build_info.rows_clean"),
-        quarantined=Sourced(info.rows_quarantined, "build_info.rows_quarantined"),
-        model_version=(
+        input_file = Sourced("not recorded", NO_BUILD_INFO)
+        loans = Sourced(data.loan_count, "count of staging.stg_loans")
+        quarantined = Sourced(data.quarantined_count, "count of main.quarantined_loans")
+        model_version = marts_version
+    else:
+        build_id = Sourced(info.build_id, "build_info.build_id")
+        built_at = Sourced(info.finished_at, "build_info.finished_at")
+        input_file = Sourced(info.input_file, "build_info.input_file")
+        loans = Sourced(info.rows_clean, "build_info.rows_clean")
+        quarantined = Sourced(info.rows_quarantined, "build_info.rows_quarantined")
+        model_version = (
             Sourced(info.model_version, "build_info.model_version")
             if info.model_version is not None
             else marts_version
-        ),
+        )
+    return BuildFacts(
+        database=database,
+        build_id=build_id,
+        built_at=built_at,
+        input_file=input_file,
+        loans=loans,
+        quarantined=quarantined,
+        legal_threshold=Sourced(data.legal_threshold, THRESHOLDS_SOURCE),
+        settlement_threshold=Sourced(data.settlement_threshold, THRESHOLDS_SOURCE),
+        model_version=model_version,
+        score_in_use=score_in_use,
+        outcome_model=outcome_model,
         warnings=tuple(warnings),
-        **thresholds,
-        **scores,
     )
 
 

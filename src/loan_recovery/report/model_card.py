@@ -261,7 +261,7 @@ def model_card_figure(data: ReportData) -> go.Figure:
     in_use_row = data.score_in_use
     return base_layout(
         fig,
-        f"Model card: {SCORE_LABELS.get(in_use_row.get('score_name'), 'no score')} in use "
+        f"Model card: {SCORE_LABELS.get(str(in_use_row.get('score_name')), 'no score')} in use "
         f"(version {in_use_row.get('model_version')})",
         "From risk_model_metrics: every score judged on the build's resolved loans with "
         "out-of-sample scores, against the outcome (not Fully Recovered); highlighted: the "

@@ -99,7 +99,9 @@ def finalize(
     describe: Callable[[duckdb.DuckDBPyConnection], BuildInfo],
 ) -> BuildInfo:
     """Write ``build_info`` into the build file, checkpoint it and leave no WAL behind."""
-    config = {"storage_compatibility_version": storage_version}
+    config: dict[str, str | bool | int | float | list[str]] = {
+        "storage_compatibility_version": storage_version
+    }
     with duckdb.connect(str(database), config=config) as connection:
         info = describe(connection)
         build_info.write(connection, info)
