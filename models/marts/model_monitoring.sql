@@ -12,7 +12,7 @@ bins as (
 
 settings as (
 
-    select * from {{ ref('run_settings') }}
+    select * from {{ ref('stg_run_settings') }}
 
 ),
 

@@ -10,7 +10,7 @@ scored_loans as (
 
 settings as (
 
-    select * from {{ ref('run_settings') }}
+    select * from {{ ref('stg_run_settings') }}
 
 ),
 

@@ -15,7 +15,7 @@ resolved as (
 
 settings as (
 
-    select * from {{ ref('run_settings') }}
+    select * from {{ ref('stg_run_settings') }}
 
 ),
 
