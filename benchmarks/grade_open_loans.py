@@ -7,7 +7,8 @@ holds it. This joins the two and reports, on the open loans only:
   loss_probability, the write-up's segment score and the days-past-due rule;
 * the expected calibration error (10 equal-width bins) and Brier score of
   loss_probability;
-* the true loss rate of each strategy tier, and legal / reminders.
+* the true loss rate of each strategy tier, and the most aggressive tier's over
+  the least's (legal / reminders; the codes come from recovery_strategy_catalog).
 
 Usage (after ``loan-recovery generate ... --open-share 0.3 --truth-out T``
 and ``loan-recovery build --loans BOOK --db DB``)::
@@ -61,6 +62,13 @@ def grade(database: Path, truth: Path) -> dict[str, Any]:
             """,
             [str(truth)],
         ).df()
+        # The codes live only in the catalog: the most and least aggressive by rank.
+        codes = [
+            code
+            for (code,) in connection.execute(
+                "select strategy_code from main.recovery_strategy_catalog order by strategy_rank"
+            ).fetchall()
+        ]
     lost = frame["lost"].to_numpy(dtype=bool)
     result: dict[str, Any] = {
         "open_loans": len(frame),
@@ -87,9 +95,10 @@ def grade(database: Path, truth: Path) -> dict[str, Any]:
         tier: {"loans": int(row["count"]), "true_loss_rate": round(float(row["mean"]), 4)}
         for tier, row in tiers.iterrows()
     }
-    if {"legal", "reminders"} <= set(tiers.index):
-        result["legal_over_reminders"] = round(
-            float(tiers.loc["legal", "mean"] / tiers.loc["reminders", "mean"]), 2
+    least, most = codes[0], codes[-1]
+    if {most, least} <= set(tiers.index):
+        result[f"{most}_over_{least}"] = round(
+            float(tiers.loc[most, "mean"] / tiers.loc[least, "mean"]), 2
         )
     return result
 

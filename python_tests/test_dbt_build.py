@@ -97,6 +97,7 @@ def test_thresholds_by_var_reach_run_settings_and_split_the_scores(
         tmp_path,
         "run",
         "--select",
+        "stg_run_settings",
         "run_settings",
         "int_loan_strategies",
         "recovery_strategies",
@@ -197,6 +198,7 @@ def test_docs_generate_documents_marts_and_business_rules(
         "bi_dashboards",
         "collection_work_queue_export",
         "model_validation",
+        "loan_book_review",
     }
 
 

@@ -205,6 +205,7 @@ def test_legal_capacity_keeps_the_largest_amounts_at_risk(built: Built, tmp_path
         tmp_path,
         "build",
         "--select",
+        "stg_run_settings",
         "run_settings",
         "int_loan_strategies",
         "recovery_strategies",

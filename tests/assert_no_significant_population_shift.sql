@@ -1,5 +1,6 @@
 -- Warns (does not fail the build) when any model variable has shifted
--- significantly from the model's training population: the scores still
+-- significantly (the highest class of var reference.psi_cutoffs) from the
+-- model's training population: the scores still
 -- come out, but a validator should look before they are acted on (docs
 -- block population_stability).
 {{ config(severity='warn') }}
@@ -10,4 +11,4 @@ select
     psi,
     most_shifted_bin
 from {{ ref('model_monitoring') }}
-where stability = 'significant'
+where stability = '{{ (stability_classes() | last)[0] }}'

@@ -29,7 +29,7 @@ outcome_scores as (
 
 settings as (
 
-    select * from {{ ref('run_settings') }}
+    select * from {{ ref('stg_run_settings') }}
 
 ),
 

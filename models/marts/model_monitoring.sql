@@ -1,7 +1,6 @@
 -- Drift: the population stability index (PSI) of every model variable,
 -- this book against the model's training population, in the bins the
 -- model stored (docs block population_stability).
-{%- set cutoffs = reference('psi_cutoffs') %}
 with
 
 bins as (
@@ -12,7 +11,7 @@ bins as (
 
 settings as (
 
-    select * from {{ ref('run_settings') }}
+    select * from {{ ref('stg_run_settings') }}
 
 ),
 
@@ -61,11 +60,7 @@ final as (
         per_variable.bins,
         per_variable.scored_loans,
         per_variable.psi,
-        case
-            when per_variable.psi < {{ cutoffs['moderate'] }} then 'stable'
-            when per_variable.psi < {{ cutoffs['significant'] }} then 'moderate'
-            else 'significant'
-        end as stability,
+        {{ stability_class('per_variable.psi') }} as stability,
         per_variable.most_shifted_bin,
         per_variable.most_shifted_bin_share_change,
         nullif(settings.model_version, '') as model_artifact,

@@ -10,68 +10,27 @@ scored_loans as (
 
 settings as (
 
-    select * from {{ ref('run_settings') }}
+    select * from {{ ref('stg_run_settings') }}
+
+),
+
+baseline_scores as (
+
+    select * from {{ ref('int_loan_baseline_scores') }}
 
 ),
 
 resolved as (
 
-    select
-        *,
-        hash(loan_id) % 5 as fold,
-        least(ceil(days_past_due / 30), 12) as arrears_bucket
-    from scored_loans
+    select * from scored_loans
     where is_resolved
 
 ),
 
--- The days-past-due rule as a probability: the loss rate of the loan's
--- 30-day arrears bucket, learned on the other four folds (so no loan sees
--- its own outcome).
-fold_buckets as (
-
-    select
-        fold,
-        arrears_bucket,
-        count(*) as loans,
-        count(*) filter (where is_not_fully_recovered) as losses
-    from resolved
-    group by fold, arrears_bucket
-
-),
-
-folds as (
-
-    select distinct fold from resolved
-
-),
-
-other_fold_bucket_rates as (
-
-    select
-        folds.fold,
-        fold_buckets.arrears_bucket,
-        sum(fold_buckets.losses) / sum(fold_buckets.loans) as loss_rate
-    from folds
-    inner join fold_buckets on folds.fold <> fold_buckets.fold
-    group by folds.fold, fold_buckets.arrears_bucket
-
-),
-
-other_fold_rates as (
-
-    select
-        folds.fold,
-        sum(fold_buckets.losses) / sum(fold_buckets.loans) as loss_rate
-    from folds
-    inner join fold_buckets on folds.fold <> fold_buckets.fold
-    group by folds.fold
-
-),
-
+-- The base rate is one number, the book's loss rate, whichever loan.
 book_rate as (
 
-    select avg(is_not_fully_recovered::double) as loss_rate from resolved
+    select any_value(base_rate_probability) as loss_rate from baseline_scores
 
 ),
 
@@ -95,12 +54,10 @@ evaluated as (
     select
         'days_past_due' as score_name,
         resolved.days_past_due as score,
-        coalesce(other_fold_bucket_rates.loss_rate, other_fold_rates.loss_rate) as probability,
+        baseline_scores.days_past_due_probability as probability,
         resolved.is_not_fully_recovered
     from resolved
-    left join other_fold_bucket_rates
-        on resolved.fold = other_fold_bucket_rates.fold and resolved.arrears_bucket = other_fold_bucket_rates.arrears_bucket
-    left join other_fold_rates on resolved.fold = other_fold_rates.fold
+    left join baseline_scores on resolved.loan_id = baseline_scores.loan_id
     union all
     select
         'base_rate' as score_name,

@@ -3,7 +3,8 @@
 -- policy_comparison). Policies: the thresholds on the outcome model's
 -- loss_probability, the thresholds on the write-up's segment score, and a
 -- days-past-due rule that sends as many loans to legal and to settlement as
--- the policy_name in use.
+-- the policy_name in use. Strategies are ranked as in recovery_strategy_catalog
+-- (3 legal, 2 settlement, 1 reminders) and named from it.
 with
 
 resolved as (
@@ -15,7 +16,13 @@ resolved as (
 
 settings as (
 
-    select * from {{ ref('run_settings') }}
+    select * from {{ ref('stg_run_settings') }}
+
+),
+
+strategy_catalog as (
+
+    select * from {{ ref('recovery_strategy_catalog') }}
 
 ),
 
@@ -24,8 +31,8 @@ threshold_policies as (
     select
         'outcome' as policy_name,
         resolved.*,
-        {{ strategy_code('resolved.loss_probability', 'settings.legal_threshold', 'settings.settlement_threshold') }}
-            as strategy_code
+        {{ strategy_rank('resolved.loss_probability', 'settings.legal_threshold', 'settings.settlement_threshold') }}
+            as strategy_rank
     from resolved
     cross join settings
     where resolved.loss_probability is not null
@@ -33,8 +40,8 @@ threshold_policies as (
     select
         'segment' as policy_name,
         resolved.*,
-        {{ strategy_code('resolved.segment_risk_score', 'settings.legal_threshold', 'settings.settlement_threshold') }}
-            as strategy_code
+        {{ strategy_rank('resolved.segment_risk_score', 'settings.legal_threshold', 'settings.settlement_threshold') }}
+            as strategy_rank
     from resolved
     cross join settings
 
@@ -56,8 +63,8 @@ policy_in_use as (
 tier_sizes as (
 
     select
-        count(*) filter (where strategy_code = 'legal') as legal_loans,
-        count(*) filter (where strategy_code = 'settlement') as settlement_loans
+        count(*) filter (where strategy_rank = 3) as legal_loans,
+        count(*) filter (where strategy_rank = 2) as settlement_loans
     from policy_in_use
 
 ),
@@ -68,10 +75,10 @@ days_past_due_policy as (
         'days_past_due' as policy_name,
         ranked.* exclude (ranked.arrears_rank),
         case
-            when ranked.arrears_rank <= tier_sizes.legal_loans then 'legal'
-            when ranked.arrears_rank <= tier_sizes.legal_loans + tier_sizes.settlement_loans then 'settlement'
-            else 'reminders'
-        end as strategy_code
+            when ranked.arrears_rank <= tier_sizes.legal_loans then 3
+            when ranked.arrears_rank <= tier_sizes.legal_loans + tier_sizes.settlement_loans then 2
+            else 1
+        end as strategy_rank
     from (
         select
             *,
@@ -90,18 +97,33 @@ policies as (
 
 ),
 
-final as (
+per_strategy as (
 
     select
         policy_name,
-        strategy_code,
+        strategy_rank,
         count(*) as loans,
         count(*) / sum(count(*)) over (partition by policy_name) as share_of_loans,
         avg(is_not_fully_recovered::double) as loss_rate,
         avg((recovery_status = 'Written Off')::double) as written_off_rate,
         sum(outstanding_loan_amount) as outstanding_amount
     from policies
-    group by policy_name, strategy_code
+    group by policy_name, strategy_rank
+
+),
+
+final as (
+
+    select
+        per_strategy.policy_name,
+        strategy_catalog.strategy_code,
+        per_strategy.loans,
+        per_strategy.share_of_loans,
+        per_strategy.loss_rate,
+        per_strategy.written_off_rate,
+        per_strategy.outstanding_amount
+    from per_strategy
+    left join strategy_catalog on per_strategy.strategy_rank = strategy_catalog.strategy_rank
 
 )
 

@@ -29,6 +29,7 @@ REPORT_RELATIONS: tuple[tuple[str, str], ...] = (
     ("main", "strategy_policy_comparison"),
     ("main", "model_fairness"),
     ("main", "reason_code_catalog"),
+    ("main", "recovery_strategy_catalog"),
     ("main", "model_monitoring"),
 )
 

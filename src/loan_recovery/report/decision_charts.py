@@ -33,19 +33,19 @@ from loan_recovery.report.queries import CALIBRATION_BINS, ReportData
 from loan_recovery.report.style import (
     SCORE_COLORS,
     SCORE_LABELS,
-    STRATEGY_COLORS,
-    STRATEGY_ORDER,
     base_layout,
     diagonal,
     legend_below,
     note,
     ordered,
+    strategy_colors,
     wrap_label,
 )
 
 GAINS_SCORES = ("outcome", "segment", "days_past_due")
-CAPACITY_SETTINGS = {"legal": "legal_capacity", "settlement": "settlement_capacity"}
-# reminders has no capacity: it is where capacity moves loans to.
+# A strategy's capacity is the run_settings column <strategy_code>_capacity;
+# the least aggressive strategy has none: it is where capacity moves loans to.
+CAPACITY_COLUMN = "{}_capacity"
 NO_PROBABILITIES = "outcome model fell back: no probabilities"
 
 
@@ -174,7 +174,7 @@ def policy_figure(data: ReportData) -> go.Figure:
     """Loss rate per strategy under each policy, on the resolved loans."""
     policies = data.policies
     fig = go.Figure()
-    strategies = ordered(policies["strategy_code"], list(STRATEGY_ORDER))
+    strategies = ordered(policies["strategy_code"], data.strategy_order)
     for name in GAINS_SCORES:
         rows = policies[policies["policy_name"] == name].set_index("strategy_code")
         if rows.empty:
@@ -237,7 +237,8 @@ def reason_codes_figure(data: ReportData) -> go.Figure:
         for code in codes
     ]
     fig = go.Figure()
-    for strategy in ordered(frame["strategy_code"], list(STRATEGY_ORDER)):
+    colors = strategy_colors(data.strategy_ranks)
+    for strategy in ordered(frame["strategy_code"], data.strategy_order):
         rows = frame[frame["strategy_code"] == strategy].set_index("reason_code")
         total = int(rows["strategy_loans"].iloc[0])
         counts = [int(rows["loans"].get(code, 0)) for code in codes]
@@ -249,7 +250,7 @@ def reason_codes_figure(data: ReportData) -> go.Figure:
                 name=f"{strategy} ({total:,} worked loans)",
                 meta=strategy,
                 customdata=[[code, count] for code, count in zip(codes, counts, strict=True)],
-                marker_color=STRATEGY_COLORS.get(strategy),
+                marker_color=colors.get(strategy),
                 text=[f"{count:,}" if count else "" for count in counts],
                 textposition="outside",
                 hovertemplate="%{customdata[0]}: %{customdata[1]:,} loans (%{x:.1%})"
@@ -276,16 +277,16 @@ def reason_codes_figure(data: ReportData) -> go.Figure:
 
 
 def capacity_of(data: ReportData, strategy: str) -> int | None:
-    """The strategy's capacity from run_settings; None is unlimited (NULL, or reminders)."""
-    column = CAPACITY_SETTINGS.get(strategy)
-    value = data.settings.get(column) if column else None
+    """The strategy's capacity from run_settings; None is unlimited (NULL, or no such column)."""
+    value = data.settings.get(CAPACITY_COLUMN.format(strategy))
     return None if value is None or pd.isna(value) else int(value)
 
 
 def capacity_figure(data: ReportData) -> go.Figure:
     """Per strategy: worked loans the thresholds sent, the capacity, assigned, moved down."""
     frame = data.capacity.set_index("strategy_code")
-    strategies = list(STRATEGY_ORDER) + sorted(set(frame.index) - set(STRATEGY_ORDER))
+    strategies = data.strategy_order + sorted(set(frame.index) - set(data.strategy_order))
+    colors = strategy_colors(data.strategy_ranks)
     sent = [int(frame["threshold_loans"].get(code, 0)) for code in strategies]
     assigned = [int(frame["assigned_loans"].get(code, 0)) for code in strategies]
     moved = [int(frame["moved_down"].get(code, 0)) for code in strategies]
@@ -311,7 +312,7 @@ def capacity_figure(data: ReportData) -> go.Figure:
             y=assigned,
             name="assigned after capacity (strategy_code)",
             meta="assigned",
-            marker_color=[STRATEGY_COLORS.get(code, "#4c78a8") for code in strategies],
+            marker_color=[colors.get(code, "#4c78a8") for code in strategies],
             text=[f"{n:,} assigned" for n in assigned],
             textposition="outside",
             hovertemplate="%{x}: %{y:,} assigned<extra></extra>",

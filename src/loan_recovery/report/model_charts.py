@@ -21,11 +21,10 @@ from plotly.subplots import make_subplots
 from loan_recovery.report.queries import RISK_SCORE_BINS, ReportData, profile_features
 from loan_recovery.report.style import (
     BAR_COLOR,
-    STRATEGY_COLORS,
-    STRATEGY_ORDER,
     base_layout,
     legend_below,
     ordered,
+    strategy_colors,
     vline,
     wrap_label,
 )
@@ -166,7 +165,8 @@ def risk_score_figure(data: ReportData) -> go.Figure:
     width = 1.0 / RISK_SCORE_BINS
     names = strategy_names(data)
     fig = go.Figure()
-    for code in ordered(bins["strategy_code"], list(STRATEGY_ORDER)):
+    colors = strategy_colors(data.strategy_ranks)
+    for code in ordered(bins["strategy_code"], data.strategy_order):
         rows = bins[bins["strategy_code"] == code]
         fig.add_trace(
             go.Bar(
@@ -175,7 +175,7 @@ def risk_score_figure(data: ReportData) -> go.Figure:
                 width=width * 0.95,
                 name=f"{names.get(code, code)} ({int(rows['loans'].sum()):,} loans)",
                 meta=code,
-                marker_color=STRATEGY_COLORS.get(code),
+                marker_color=colors.get(code),
                 customdata=rows["bin_start"],
                 hovertemplate=f"{code}<br>score %{{customdata:.3f}} to +{width:.3f}: "
                 "%{y:,} loans<extra></extra>",
@@ -210,7 +210,8 @@ def strategy_segment_figure(data: ReportData) -> go.Figure:
     fig = make_subplots(
         rows=1, cols=2, subplot_titles=("Loans", "Outstanding amount"), horizontal_spacing=0.1
     )
-    for code in ordered(frame["strategy_code"], list(STRATEGY_ORDER)):
+    colors = strategy_colors(data.strategy_ranks)
+    for code in ordered(frame["strategy_code"], data.strategy_order):
         rows = frame[frame["strategy_code"] == code].set_index("segment_id")
         for col, column in ((1, "loans"), (2, "outstanding")):
             fig.add_trace(
@@ -220,7 +221,7 @@ def strategy_segment_figure(data: ReportData) -> go.Figure:
                     name=names[code],
                     legendgroup=code,
                     showlegend=col == 1,
-                    marker_color=STRATEGY_COLORS.get(code),
+                    marker_color=colors.get(code),
                     meta=code,
                     hovertemplate=f"{code}<br>%{{x}}: %{{y:,.0f}}<extra></extra>",
                 ),

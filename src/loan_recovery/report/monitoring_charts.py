@@ -8,16 +8,19 @@ from loan_recovery.config import reference
 from loan_recovery.report.queries import ReportData
 from loan_recovery.report.style import base_layout, note, vline
 
-STABILITY_COLORS = {"stable": "#4c78a8", "moderate": "#e69f00", "significant": "#b22222"}
+# Colours of the stability classes from the lowest PSI up; the class words
+# come from var reference.psi_cutoffs, the one place they are written.
+STABILITY_PALETTE = ("#4c78a8", "#e69f00", "#b22222")
 
 
 def drift_figure(data: ReportData) -> go.Figure:
     """PSI per model variable, coloured by its class, with the two cut-offs drawn."""
     frame = data.monitoring.sort_values(["psi", "variable"], ascending=[True, False])
     cutoffs = reference()["psi_cutoffs"]
+    classes = sorted(cutoffs, key=lambda name: float(cutoffs[name]))
     compared = str(frame["compared_with"].iloc[0]) if not frame.empty else "nothing"
     fig = go.Figure()
-    for stability, color in STABILITY_COLORS.items():
+    for stability, color in zip(classes, STABILITY_PALETTE, strict=True):
         rows = frame[frame["stability"] == stability]
         fig.add_trace(
             go.Bar(
@@ -34,13 +37,9 @@ def drift_figure(data: ReportData) -> go.Figure:
                 hovertemplate="%{y}: PSI %{x:.3f}; most moved bin %{customdata}<extra></extra>",
             )
         )
-    vline(fig, float(cutoffs["moderate"]), "psi_moderate", f"moderate {cutoffs['moderate']}")
-    vline(
-        fig,
-        float(cutoffs["significant"]),
-        "psi_significant",
-        f"significant {cutoffs['significant']}",
-    )
+    for stability in classes[1:]:  # the lowest class starts at 0: no line
+        cutoff = cutoffs[stability]
+        vline(fig, float(cutoff), f"psi_{stability}", f"{stability} {cutoff}")
     if frame.empty:
         note(fig, "no_monitoring", "model_monitoring has no rows")
     fig.update_xaxes(title_text="population stability index (PSI)", rangemode="tozero")

@@ -14,10 +14,11 @@ depend on a search path, and :data:`REPORT_RELATIONS` is exactly what the
 those and reports on it).
 
 The thresholds are read from ``main.run_settings``, the row the strategy CASE
-in ``recovery_strategies`` took them from, so the lines drawn are the ones the
-build applied. The report neither re-derives them from the dbt vars nor
-re-runs the CASE: that rule lives in ``models/marts/recovery_strategies.sql``
-only.
+took them from, so the lines drawn are the ones the build applied. The report
+neither re-derives them from the dbt vars nor re-runs the CASE: that rule
+lives in ``macros/strategy_rank.sql`` only. The strategies' codes and their
+order come from ``main.recovery_strategy_catalog``, the one place they are
+written.
 """
 
 from __future__ import annotations
@@ -75,6 +76,7 @@ class ReportData:
     policies: pd.DataFrame
     reason_codes: pd.DataFrame
     reason_catalog: pd.DataFrame
+    strategy_catalog: pd.DataFrame
     capacity: pd.DataFrame
     monitoring: pd.DataFrame
 
@@ -85,6 +87,23 @@ class ReportData:
     @property
     def settlement_threshold(self) -> float:
         return float(self.settings["settlement_threshold"])
+
+    @property
+    def strategy_order(self) -> list[str]:
+        """The strategy codes from the least aggressive to the most, as the catalog ranks them.
+
+        recovery_strategy_catalog is the one place the codes are written; the
+        charts stack and list the strategies in this order.
+        """
+        return [str(code) for code in self.strategy_catalog["strategy_code"]]
+
+    @property
+    def strategy_ranks(self) -> dict[str, int]:
+        """Each strategy code's strategy_rank in the catalog (1 the least aggressive)."""
+        return {
+            str(row.strategy_code): int(row.strategy_rank)
+            for row in self.strategy_catalog.itertuples()
+        }
 
     def score(self, name: str) -> dict[str, Any]:
         """One row of risk_model_metrics by score_name (empty if the build has none)."""
@@ -347,6 +366,10 @@ def read_report_data(
         reason_catalog=connection.execute(
             "select reason_code, features, reason from main.reason_code_catalog "
             "order by reason_code"
+        ).df(),
+        strategy_catalog=connection.execute(
+            "select strategy_code, strategy_rank, recovery_strategy "
+            "from main.recovery_strategy_catalog order by strategy_rank"
         ).df(),
         capacity=_capacity(connection),
         monitoring=connection.execute("select * from main.model_monitoring order by variable").df(),

@@ -20,8 +20,9 @@ STATUS_COLORS = {
     "Partially Recovered": "#e69f00",
     "Written Off": "#c0392b",
 }
-STRATEGY_ORDER = ("reminders", "settlement", "legal")
-STRATEGY_COLORS = {"reminders": "#4c78a8", "settlement": "#e69f00", "legal": "#b22222"}
+# A strategy's colour by its strategy_rank in recovery_strategy_catalog (1 the
+# least aggressive): the codes are written only in the catalog.
+STRATEGY_RANK_COLORS = {1: "#4c78a8", 2: "#e69f00", 3: "#b22222"}
 BAR_COLOR = "#4c78a8"
 SCORE_LABELS = {
     "outcome": "Outcome model",
@@ -65,6 +66,15 @@ def base_layout(fig: go.Figure, title: str, subtitle: str, height: int, **margin
         legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 1, "xanchor": "right"},
     )
     return fig
+
+
+def strategy_colors(ranks: dict[str, int]) -> dict[str, str]:
+    """Each strategy code's colour, from its rank in the catalog (``ReportData.strategy_ranks``)."""
+    return {
+        code: STRATEGY_RANK_COLORS[rank]
+        for code, rank in ranks.items()
+        if rank in STRATEGY_RANK_COLORS
+    }
 
 
 def ordered(values: pd.Series, preferred: list[str]) -> list[str]:

@@ -1,3 +1,6 @@
+-- Every loan book row that failed validation, for the data steward who fixes
+-- the file: its original values under the file's own column names, where it
+-- sits in the file, and every rule it fails (docs block validation_rules).
 with
 
 checked as (

@@ -1,0 +1,30 @@
+-- The per-run settings this build used (dbt vars, defaults included), typed,
+-- in one row. Staging, so that every layer above reads the settings from
+-- here: the intermediates take the score in use, the thresholds and the
+-- capacities from this row, and the mart run_settings serves it unchanged
+-- as the analysts' record, so what is recorded is what was applied.
+with
+
+final as (
+
+    select
+        cast({{ var('legal_threshold') }} as double) as legal_threshold,
+        cast({{ var('settlement_threshold') }} as double) as settlement_threshold,
+        {{ sql_string(var('strategy_score')) }} as strategy_score,
+        cast({{ var('min_resolved_loans') }} as bigint) as min_resolved_loans,
+        cast({{ 'null' if var('legal_capacity') is none else var('legal_capacity') }} as bigint) as legal_capacity,
+        cast({{ 'null' if var('settlement_capacity') is none else var('settlement_capacity') }} as bigint) as settlement_capacity,
+        cast({{ var('max_outstanding_to_loan_ratio') }} as double) as max_outstanding_to_loan_ratio,
+        cast({{ var('n_segments') }} as integer) as n_segments,
+        cast({{ var('segmentation_sample_rows') }} as bigint) as segmentation_sample_rows,
+        cast({{ var('scoring_sample_rows') }} as bigint) as scoring_sample_rows,
+        cast({{ var('scoring_trees') }} as integer) as scoring_trees,
+        cast({{ var('outcome_sample_rows') }} as bigint) as outcome_sample_rows,
+        cast({{ var('outcome_trees') }} as integer) as outcome_trees,
+        cast({{ var('random_state') }} as bigint) as random_state,
+        -- empty: this build trained its models; else the artifact it scored with
+        {{ sql_string(var('model_version')) }} as model_version
+
+)
+
+select * from final
