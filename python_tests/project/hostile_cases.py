@@ -7,7 +7,7 @@ of the served file and of every file that is not ours. test_hostile_inputs.py
 asserts every case; run this module as a script to print the table the
 hardening issue's closing note reports::
 
-    .venv/bin/python python_tests/hostile_cases.py [--only NAME ...]
+    .venv/bin/python python_tests/project/hostile_cases.py [--only NAME ...]
 
 Builds use small books (120 loans, 5 trees) so the whole table runs in a
 few minutes; they run two at a time, each in its own directory.
@@ -36,6 +36,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from loan_recovery.config import project_dir
 from loan_recovery.generate import generate_loan_book, write_loan_book
 
 # HOSTILE_CASES_CLI runs the table against another checkout's command, e.g.
@@ -177,7 +178,7 @@ def _rows_published(rows: int) -> Callable[[Outcome], None]:
 def _no_file_named(name: str) -> Callable[[Outcome], None]:
     def check(outcome: Outcome) -> None:
         found = [str(p) for p in outcome.directory.rglob(name)]
-        found += [str(p) for p in Path(__file__).resolve().parents[1].rglob(name)]
+        found += [str(p) for p in project_dir().rglob(name)]
         assert not found, f"{name} was written: {found}"
 
     return check

@@ -20,7 +20,7 @@ import pytest
 from loan_recovery.config import project_dir
 from loan_recovery.generate import DRIFTED, write_loan_book
 from loan_recovery.modelling.registry import MANIFEST, VERSION
-from test_serving import build_info, query, run_cli, sha256
+from serving.test_end_to_end import build_info, query, run_cli, sha256
 
 ROWS = 3_000
 SHARED = 40

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from conftest import needs
-from hostile_cases import CASES, Case, Outcome, can_mount, run_cases
+from project.hostile_cases import CASES, Case, Outcome, can_mount, run_cases
 
 MOUNTS = can_mount()
 

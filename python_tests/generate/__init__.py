@@ -1,0 +1,1 @@
+"""Tests of loan_recovery.generate: the synthetic loan-book generator."""

@@ -1,0 +1,1 @@
+"""Tests of loan_recovery.report: the HTML report against SQL over a built file."""
