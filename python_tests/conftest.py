@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import os
 import shutil
 import subprocess
@@ -16,9 +17,11 @@ import duckdb
 import pytest
 import yaml
 
+from loan_recovery.build_info import BuildInfo, utc_now
 from loan_recovery.config import loan_book_columns, project_dir
 
 DBT = str(Path(sys.executable).with_name("dbt"))
+CLI = str(Path(sys.executable).with_name("loan-recovery"))
 PUBLIC_LOAN_BOOK = project_dir().parent / "shared" / "data" / "loan-recovery.csv"
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
@@ -67,6 +70,45 @@ def run_dbt(
         command, cwd=project_dir(), env=environment, capture_output=True, text=True, check=False
     )
     return DbtResult(completed.returncode, completed.stdout + completed.stderr, database)
+
+
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """The installed ``loan-recovery`` command, run as a user runs it (never paused by a hook)."""
+    environment = {**os.environ, **(env or {})}
+    environment.pop("LOAN_RECOVERY_PAUSE_AT", None)
+    environment.update(env or {})
+    return subprocess.run(
+        [CLI, *args],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def sha256(path: Path) -> str:
+    """The file's SHA-256: "unchanged" in a test means these bytes are the same."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def query(database: Path, sql: str) -> list[tuple[Any, ...]]:
+    """Read the served file as an outside reader would: a fresh read-only connection."""
+    with duckdb.connect(str(database), read_only=True) as connection:
+        return connection.execute(sql).fetchall()
+
+
+def served_build_info(database: Path) -> dict[str, Any]:
+    """The one build_info row of a served file, by column name."""
+    with duckdb.connect(str(database), read_only=True) as connection:
+        cursor = connection.execute("select * from main.build_info")
+        names = [column[0] for column in cursor.description]
+        rows = cursor.fetchall()
+    assert len(rows) == 1
+    return dict(zip(names, rows[0], strict=True))
 
 
 def copy_build(database: Path, target: Path) -> Path:
@@ -130,3 +172,26 @@ def valid_loan(number: int) -> dict[str, Any]:
         "Collection_Method": "Calls",
         "Legal_Action_Taken": "No",
     }
+
+
+def info_for(build_id: str, rows: int = 3) -> BuildInfo:
+    """A complete build_info record of ``rows`` clean rows, as a finished build writes it."""
+    now = utc_now()
+    return BuildInfo(
+        build_id=build_id,
+        started_at=now,
+        finished_at=now,
+        input_file="f.csv",
+        input_sha256="0" * 64,
+        input_bytes=1,
+        rows_in=rows,
+        rows_clean=rows,
+        rows_quarantined=0,
+        model_version="m",
+        model_mode="trained",
+        model_artifact=None,
+        project_version="0.1.0",
+        git_commit=None,
+        dbt_version=None,
+        duckdb_version=duckdb.__version__,
+    )

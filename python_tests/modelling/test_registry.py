@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
+from conftest import query, run_cli, served_build_info, sha256
 from loan_recovery.config import project_dir
 from loan_recovery.generate import DRIFTED, write_loan_book
 from loan_recovery.modelling.registry import MANIFEST, VERSION
-from serving.test_end_to_end import build_info, query, run_cli, sha256
 
 ROWS = 3_000
 SHARED = 40
@@ -69,7 +69,7 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Registry:
     write_loan_book(ROWS, second, seed=2, open_share=0.3)
 
     out = build(served, "--loans", str(first))
-    version = build_info(served)["model_artifact"]
+    version = served_build_info(served)["model_artifact"]
     assert f"trained models saved as {version}" in out
     trained = shutil.copy2(served, root / "trained.duckdb")
     approved = run_cli("models", "--db", str(served), "approve", version)
@@ -101,7 +101,7 @@ def build_info_dir(stdout: str) -> str:
 
 
 def test_a_frozen_build_trains_nothing_and_back_tests_the_model(registry: Registry) -> None:
-    info = build_info(registry.served)
+    info = served_build_info(registry.served)
     assert (info["model_mode"], info["model_artifact"]) == ("frozen", registry.version)
     assert query(registry.served, "select model_version from main.run_settings") == [
         (registry.version,)

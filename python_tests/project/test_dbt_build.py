@@ -14,7 +14,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from conftest import DBT, PUBLIC_LOAN_BOOK, DbtResult, copy_build, needs, run_dbt
-from loan_recovery.config import project_dir, project_vars
+from loan_recovery.config import project_dir
 
 MARTS = ["recovery_strategies", "borrower_segments", "risk_model_metrics"]
 ANALYST_TABLES = {
@@ -149,12 +149,6 @@ def test_bad_thresholds_stop_the_run_before_anything_is_built(
     assert not result.database.exists() or not result.query(
         "select table_name from information_schema.tables"
     )
-
-
-def test_vars_defaults_are_the_documented_ones() -> None:
-    defaults = project_vars()
-    assert (defaults["legal_threshold"], defaults["settlement_threshold"]) == (0.75, 0.5)
-    assert defaults["n_segments"] == 4
 
 
 def test_public_loan_book_builds_unedited(tmp_path: Path) -> None:

@@ -6,14 +6,13 @@ shared: one base build (which is also the warn-only case), three killed
 builds on it, one rebuild under concurrent readers (which is also the messy
 but buildable book), and the failing runs in a pool of three, each against its
 own copy of the base build so that "the served file is untouched" is exact.
-test_serving_units.py covers the serving package's parts without dbt.
+The other files of python_tests/serving/ test each module of the package without dbt.
 """
 
 from __future__ import annotations
 
 import csv
 import fcntl
-import hashlib
 import json
 import os
 import queue
@@ -33,22 +32,15 @@ from typing import Any
 import duckdb
 import pytest
 
-from conftest import needs, valid_loan
+from conftest import CLI, needs, query, run_cli, served_build_info, sha256, valid_loan
 from loan_recovery.build_info import BuildInfo, utc_now
 from loan_recovery.config import loan_book_columns, project_dir, run_setting_defaults
 from loan_recovery.generate import write_loan_book
-from loan_recovery.serving import (
-    EXIT_BAD_INPUT,
-    EXIT_BUSY,
-    EXIT_FAILED,
-    EXIT_USAGE,
-    ServedPaths,
-)
+from loan_recovery.serving import EXIT_BAD_INPUT, EXIT_BUSY, EXIT_FAILED, EXIT_USAGE, ServedPaths
 from loan_recovery.serving.finalize import expected_relations
 from loan_recovery.serving.lock import publish_lock
 from loan_recovery.serving.pause import PAUSE_MARKER
 
-CLI = str(Path(sys.executable).with_name("loan-recovery"))
 FAST_VARS = "{scoring_trees: 20, outcome_trees: 20}"
 DUCKDB_1X = "1.1.3"
 READERS = 4
@@ -84,42 +76,6 @@ MESSY_BAD_ROWS: list[tuple[str, dict[str, str], str]] = [
 # --------------------------------------------------------------------------- helpers
 
 
-def run_cli(
-    *args: str, env: dict[str, str] | None = None, timeout: float = 300
-) -> subprocess.CompletedProcess[str]:
-    environment = {**os.environ, **(env or {})}
-    environment.pop("LOAN_RECOVERY_PAUSE_AT", None)
-    environment.update(env or {})
-    return subprocess.run(
-        [CLI, *args],
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-        stdin=subprocess.DEVNULL,
-    )
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def query(database: Path, sql: str) -> list[tuple[Any, ...]]:
-    """Read the served file as an outside reader would: a fresh read-only connection."""
-    with duckdb.connect(str(database), read_only=True) as connection:
-        return connection.execute(sql).fetchall()
-
-
-def build_info(database: Path) -> dict[str, Any]:
-    with duckdb.connect(str(database), read_only=True) as connection:
-        cursor = connection.execute("select * from main.build_info")
-        names = [column[0] for column in cursor.description]
-        rows = cursor.fetchall()
-    assert len(rows) == 1
-    return dict(zip(names, rows[0], strict=True))
-
-
 def relations(database: Path) -> set[str]:
     """Every table in the file as schema.table."""
     return {
@@ -132,7 +88,7 @@ def relations(database: Path) -> set[str]:
 
 
 def assert_holds_complete_build(database: Path, build_id: str, rows_clean: int) -> None:
-    info = build_info(database)
+    info = served_build_info(database)
     assert info["build_id"] == build_id
     assert info["rows_clean"] == rows_clean
     for table in (
@@ -276,7 +232,7 @@ def base(books: Books, tmp_path_factory: pytest.TempPathFactory) -> Build:
         "build", "--loans", str(books.base), "--db", str(paths.served), "--vars", FAST_VARS
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    info = build_info(paths.served)
+    info = served_build_info(paths.served)
     return Build(paths, result, info["build_id"], info["rows_clean"])
 
 
@@ -287,7 +243,7 @@ def test_warn_only_test_still_publishes(base: Build) -> None:
 
 
 def test_build_info_describes_the_build(base: Build, books: Books) -> None:
-    info = build_info(base.paths.served)
+    info = served_build_info(base.paths.served)
     # The columns are BuildInfo's, in order: no thresholds or dbt_vars (run_settings has them).
     assert list(info) == [column.name for column in dataclass_fields(BuildInfo)]
     assert info["input_file"] == str(books.base)
@@ -554,7 +510,7 @@ def crashes(base: Build, books: Books) -> dict[str, Crash]:
             intact,
             leftovers,
             base.paths.previous.exists(),
-            build_info(partial)["build_id"] if partial.exists() else None,
+            served_build_info(partial)["build_id"] if partial.exists() else None,
             dbt_alive,
         )
     return results
@@ -712,7 +668,7 @@ def rebuild(
             "--vars",
             FAST_VARS,
         )
-        new_id = build_info(base.paths.served)["build_id"] if result.returncode == 0 else ""
+        new_id = served_build_info(base.paths.served)["build_id"] if result.returncode == 0 else ""
     finally:
         # Readers stop once they have read the new build twice (at once if it failed).
         (work / "stop.partial").write_text(new_id)
@@ -736,7 +692,7 @@ def test_next_build_after_crashes_publishes_and_cleans_leftovers(
     assert not any(partial.exists() for partial in base.paths.partials)
     log = (base.paths.builds / rebuild.build_id / "logs" / "build.log").read_text()
     assert f"removed {base.paths.previous_partial.name} (a second name of the served build)" in log
-    assert build_info(base.paths.previous)["build_id"] == base.build_id
+    assert served_build_info(base.paths.previous)["build_id"] == base.build_id
     assert f"previous build kept as {base.paths.previous}" in rebuild.result.stdout
 
 
@@ -771,7 +727,7 @@ def test_messy_book_builds_with_bad_rows_quarantined_with_reasons(
 ) -> None:
     assert rebuild.result.returncode == 0, rebuild.result.stdout + rebuild.result.stderr
     served = base.paths.served
-    info = build_info(served)
+    info = served_build_info(served)
     bad = len(MESSY_BAD_ROWS) + len(books.messy_malformed)
     clean = MESSY_ROWS + MESSY_ODD_ROWS
     assert (info["rows_in"], info["rows_clean"], info["rows_quarantined"]) == (
@@ -828,12 +784,12 @@ def test_rollback_serves_the_previous_build_and_back(
     assert back.returncode == 0, back.stderr
     assert f"now serving build {base.build_id}" in back.stdout
     assert f"build {rebuild.build_id} kept as {paths.previous}" in back.stdout
-    assert build_info(paths.served)["build_id"] == base.build_id
-    assert build_info(paths.previous)["build_id"] == rebuild.build_id
+    assert served_build_info(paths.served)["build_id"] == base.build_id
+    assert served_build_info(paths.previous)["build_id"] == rebuild.build_id
     forward = run_cli("rollback", "--db", str(paths.served))
     assert forward.returncode == 0, forward.stderr
-    assert build_info(paths.served)["build_id"] == rebuild.build_id
-    assert build_info(paths.previous)["build_id"] == base.build_id
+    assert served_build_info(paths.served)["build_id"] == rebuild.build_id
+    assert served_build_info(paths.previous)["build_id"] == base.build_id
     assert not any(partial.exists() for partial in paths.partials)
 
     # A previous file holding the served build is no build to roll back to.
@@ -863,13 +819,13 @@ def test_killed_rollback_leaves_the_served_build_and_the_next_rollback_completes
     assert marker.startswith(f"{PAUSE_MARKER} step=rollback")
     # Killed after linking the served build as S.rollback.partial, before any rename.
     assert sha256(paths.served) == before
-    assert build_info(paths.rollback_partial)["build_id"] == rebuild.build_id
-    assert build_info(paths.previous)["build_id"] == base.build_id
+    assert served_build_info(paths.rollback_partial)["build_id"] == rebuild.build_id
+    assert served_build_info(paths.previous)["build_id"] == base.build_id
     # The next rollback drops the spare name and rolls back as asked.
     again = run_cli("rollback", "--db", str(paths.served))
     assert again.returncode == 0, again.stderr
-    assert build_info(paths.served)["build_id"] == base.build_id
-    assert build_info(paths.previous)["build_id"] == rebuild.build_id
+    assert served_build_info(paths.served)["build_id"] == base.build_id
+    assert served_build_info(paths.previous)["build_id"] == rebuild.build_id
     assert not any(partial.exists() for partial in paths.partials)
 
 

@@ -1,0 +1,132 @@
+"""paths: build ids, where each file lives, what --db may replace, and directory modes."""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from conftest import sha256
+from loan_recovery.errors import EXIT_USAGE, BuildError
+from loan_recovery.serving import paths
+from loan_recovery.serving.paths import BuildDir, ServedPaths, check_replaceable, make_directory
+from serving.helpers import CSV, hangs, make_database, unblock_fifo
+
+
+def test_build_ids_sort_by_time_and_are_unique() -> None:
+    first = paths.new_build_id(datetime(2026, 1, 2, 3, 4, 5))
+    second = paths.new_build_id(datetime(2026, 1, 2, 3, 4, 6))
+    assert first.startswith("20260102T030405Z-")
+    assert paths.BUILD_ID.match(first)
+    assert first < second
+    assert paths.new_build_id() != paths.new_build_id()
+
+
+def test_build_file_has_a_fixed_name_whatever_the_served_name(tmp_path: Path) -> None:
+    served = ServedPaths(tmp_path / "o'neil {{x}}.duckdb")
+    directory = BuildDir(served.builds / "20260101T000000Z-abcdef")
+    assert directory.database.name == paths.BUILD_FILE_NAME == "loan_recovery.duckdb"
+    assert directory.database.parent.parent == tmp_path / "o'neil {{x}}.duckdb.builds"
+    assert served.previous_partial.name == "o'neil {{x}}.duckdb.previous.partial"
+    assert served.partials == (served.previous_partial, served.rollback_partial)
+
+
+def test_served_path_is_absolute_and_keeps_a_symlink(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = make_database(tmp_path / "real.duckdb", "b1")
+    (tmp_path / "link.duckdb").symlink_to(real)
+    monkeypatch.chdir(tmp_path)
+    assert paths.served_path("link.duckdb") == Path.cwd() / "link.duckdb"
+    assert paths.served_path("link.duckdb").is_symlink()
+    monkeypatch.setenv("LOAN_RECOVERY_DB", "env.duckdb")
+    assert paths.served_path() == Path.cwd() / "env.duckdb"
+
+
+def assert_refused_as_db(path: Path, problem: str) -> None:
+    before = path.lstat()
+    content = sha256(path) if path.is_file() else None
+    with pytest.raises(BuildError, match=problem) as caught:
+        check_replaceable(path, "--db")
+    assert (caught.value.step, caught.value.exit_code) == ("db", EXIT_USAGE)
+    assert "\n" not in caught.value.reason
+    after = path.lstat()
+    assert (after.st_ino, after.st_mode, after.st_size) == (
+        before.st_ino,
+        before.st_mode,
+        before.st_size,
+    )
+    if content is not None:
+        assert sha256(path) == content
+
+
+def test_check_replaceable_refuses_what_is_not_a_build(tmp_path: Path) -> None:
+    (tmp_path / "dir.duckdb").mkdir()
+    assert_refused_as_db(tmp_path / "dir.duckdb", "is a directory")
+    os.mkfifo(tmp_path / "fifo.duckdb")
+    fifo = tmp_path / "fifo.duckdb"
+    hangs(lambda: assert_refused_as_db(fifo, "is not a regular file"), unblock_fifo(fifo))
+    (tmp_path / "loans.csv").write_bytes(CSV)
+    assert_refused_as_db(tmp_path / "loans.csv", "not a loan-recovery build")
+    (tmp_path / "empty.duckdb").write_bytes(b"")
+    assert_refused_as_db(tmp_path / "empty.duckdb", "not a loan-recovery build")
+    with duckdb.connect(str(tmp_path / "theirs.duckdb")) as connection:
+        connection.execute("create table sales as select 1 as amount")
+    assert_refused_as_db(tmp_path / "theirs.duckdb", "no DuckDB build_info table")
+    (tmp_path / "link.duckdb").symlink_to(tmp_path / "loans.csv")
+    assert_refused_as_db(tmp_path / "link.duckdb", "not a loan-recovery build")
+
+
+def test_check_replaceable_allows_absent_or_a_build(tmp_path: Path) -> None:
+    check_replaceable(tmp_path / "absent.duckdb", "--db")
+    build = make_database(tmp_path / "served.duckdb", "b1")
+    check_replaceable(build, "--db")
+    (tmp_path / "link.duckdb").symlink_to(build)
+    check_replaceable(tmp_path / "link.duckdb", "--db")
+
+
+@pytest.fixture
+def umask() -> Iterator[Callable[[int], None]]:
+    original = os.umask(0o022)
+    os.umask(original)
+
+    def set_umask(value: int) -> None:
+        os.umask(value)
+
+    try:
+        yield set_umask
+    finally:
+        os.umask(original)
+
+
+def test_make_directory_is_never_group_or_world_writable(
+    tmp_path: Path, umask: Callable[[int], None]
+) -> None:
+    umask(0)
+    target = tmp_path / "a" / "b" / "c"
+    make_directory(target)
+    for directory in (tmp_path / "a", tmp_path / "a" / "b", target):
+        mode = stat.S_IMODE(directory.stat().st_mode)
+        assert mode & 0o022 == 0, oct(mode)
+        assert mode == paths.DIRECTORY_MODE == 0o750, oct(mode)  # owner and group only
+    make_directory(target)  # already there: fine
+    umask(0o077)
+    make_directory(tmp_path / "private")
+    assert stat.S_IMODE((tmp_path / "private").stat().st_mode) == 0o700  # the umask still narrows
+
+
+def test_make_directory_leaves_existing_parents_alone(
+    tmp_path: Path, umask: Callable[[int], None]
+) -> None:
+    umask(0)
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o1777)
+    make_directory(shared / "mine")
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o1777
+    assert stat.S_IMODE((shared / "mine").stat().st_mode) == 0o750
