@@ -9,7 +9,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -174,10 +174,13 @@ def valid_loan(number: int) -> dict[str, Any]:
     }
 
 
-def info_for(build_id: str, rows: int = 3) -> BuildInfo:
-    """A complete build_info record of ``rows`` clean rows, as a finished build writes it."""
+def info_for(build_id: str, rows: int = 3, **overrides: Any) -> BuildInfo:
+    """A complete build_info record of ``rows`` clean rows, as a finished build writes it.
+
+    ``overrides`` set any other field (``replace`` semantics).
+    """
     now = utc_now()
-    return BuildInfo(
+    info = BuildInfo(
         build_id=build_id,
         started_at=now,
         finished_at=now,
@@ -195,3 +198,4 @@ def info_for(build_id: str, rows: int = 3) -> BuildInfo:
         dbt_version=None,
         duckdb_version=duckdb.__version__,
     )
+    return replace(info, **overrides)

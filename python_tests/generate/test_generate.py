@@ -290,19 +290,18 @@ def test_tough_collection_methods_lean_to_written_off(book: pd.DataFrame) -> Non
 # --- writers ---
 
 
-def test_parquet_round_trips_through_duckdb(tmp_path: Path) -> None:
-    out = write_loan_book(2_500, tmp_path / "book.parquet", SEED, chunk_rows=1_000)
-    read = duckdb.sql(f"select * from read_parquet('{out}')").df()
-    expected = generate_loan_book(2_500, SEED, chunk_rows=1_000)
-    pd.testing.assert_frame_equal(read, expected, check_dtype=False)
-
-
-def test_csv_round_trips_through_duckdb(tmp_path: Path) -> None:
-    out = write_loan_book(2_500, tmp_path / "book.csv", SEED, chunk_rows=1_000)
-    # DuckDB sniffs a Yes/No column as BOOLEAN; the loan book keeps the text.
-    read = duckdb.sql(
-        f"select * from read_csv('{out}', types = {{'Legal_Action_Taken': 'VARCHAR'}})"
-    ).df()
+@pytest.mark.parametrize(
+    ("suffix", "reader"),
+    [
+        (".parquet", "read_parquet('{}')"),
+        # DuckDB sniffs a Yes/No column as BOOLEAN; the loan book keeps the text.
+        (".csv", "read_csv('{}', types = {{'Legal_Action_Taken': 'VARCHAR'}})"),
+    ],
+    ids=["parquet", "csv"],
+)
+def test_written_book_round_trips_through_duckdb(tmp_path: Path, suffix: str, reader: str) -> None:
+    out = write_loan_book(2_500, tmp_path / f"book{suffix}", SEED, chunk_rows=1_000)
+    read = duckdb.sql(f"select * from {reader.format(out)}").df()
     expected = generate_loan_book(2_500, SEED, chunk_rows=1_000)
     pd.testing.assert_frame_equal(read, expected, check_dtype=False)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -90,19 +92,16 @@ def test_same_input_gives_identical_scores_and_version(training: pd.DataFrame, s
     )
 
 
-def test_row_order_does_not_change_scores(training: pd.DataFrame, scored) -> None:
-    shuffled = training.sample(frac=1.0, random_state=3).reset_index(drop=True)
-    again = score(shuffled, FEATURES)
-    left = again.sort_values("loan_id").reset_index(drop=True)
-    right = scored.sort_values("loan_id").reset_index(drop=True)
-    pd.testing.assert_frame_equal(left, right)
-
-
-def test_sampled_training_is_independent_of_row_order(training: pd.DataFrame) -> None:
-    sample_rows = len(training) // 3
-    first = score(training, FEATURES, sample_rows=sample_rows)
-    shuffled = training.sample(frac=1.0, random_state=5).reset_index(drop=True)
-    again = score(shuffled, FEATURES, sample_rows=sample_rows)
+@pytest.mark.parametrize(
+    ("sampled", "seed"), [(False, 3), (True, 5)], ids=["every row trains", "a third trains"]
+)
+def test_row_order_does_not_change_scores(
+    training: pd.DataFrame, scored, sampled: bool, seed: int
+) -> None:
+    settings = {"sample_rows": len(training) // 3} if sampled else {}
+    first = score(training, FEATURES, **settings) if sampled else scored
+    shuffled = training.sample(frac=1.0, random_state=seed).reset_index(drop=True)
+    again = score(shuffled, FEATURES, **settings)
     left = again.sort_values("loan_id").reset_index(drop=True)
     right = first.sort_values("loan_id").reset_index(drop=True)
     pd.testing.assert_frame_equal(left, right)
@@ -155,37 +154,68 @@ def test_arrow_and_integer_labels_match_pandas(training: pd.DataFrame, scored) -
     pd.testing.assert_frame_equal(score(as_int, FEATURES), scored)
 
 
-def test_empty_input_is_a_clear_error(training: pd.DataFrame) -> None:
-    with pytest.raises(ValueError, match="no loans to score: the input has 0 rows"):
-        score(training.iloc[:0], FEATURES)
-
-
-def test_leaky_features_are_rejected(training: pd.DataFrame) -> None:
-    leaky = training.assign(legal_action_taken=1)
-    with pytest.raises(ValueError, match=r"legal_action_taken.*recorded after the recovery"):
-        score(leaky, [*FEATURES, "legal_action_taken"])
-    with pytest.raises(ValueError, match="is_high_risk are the model's label"):
-        score(training, [*FEATURES, "is_high_risk"])
-
-
-def test_missing_columns_are_named(training: pd.DataFrame) -> None:
-    with pytest.raises(ValueError, match=r"missing column\(s\) is_high_risk"):
-        score(training.drop(columns=["is_high_risk"]), FEATURES)
-    with pytest.raises(ValueError, match=r"missing column\(s\) age"):
-        score(training.drop(columns=["age"]), FEATURES)
-
-
-def test_single_class_label_is_a_clear_error(training: pd.DataFrame) -> None:
-    with pytest.raises(ValueError, match="one class only"):
-        score(training.assign(is_high_risk=False), FEATURES)
-
-
-def test_null_label_and_null_feature_are_named(training: pd.DataFrame) -> None:
+def _null_label(training: pd.DataFrame) -> pd.DataFrame:
     holes = training.astype({"is_high_risk": "boolean"})
     holes.loc[[1, 2], "is_high_risk"] = pd.NA
-    with pytest.raises(ValueError, match="'is_high_risk' has 2 null"):
-        score(holes, FEATURES)
+    return holes
+
+
+def _infinite_feature(training: pd.DataFrame) -> pd.DataFrame:
     holes = training.copy()
     holes.loc[7, "days_past_due"] = np.inf
-    with pytest.raises(ValueError, match="'days_past_due' has 1 null or non-finite"):
-        score(holes, FEATURES)
+    return holes
+
+
+# (a call of score_segment_risk on spoiled training data, the words of its one-line error)
+BAD_INPUTS = [
+    pytest.param(
+        lambda training: score(training.iloc[:0], FEATURES),
+        "no loans to score: the input has 0 rows",
+        id="empty",
+    ),
+    pytest.param(
+        lambda training: score(
+            training.assign(legal_action_taken=1), [*FEATURES, "legal_action_taken"]
+        ),
+        r"legal_action_taken.*recorded after the recovery",
+        id="post-outcome feature",
+    ),
+    pytest.param(
+        lambda training: score(training, [*FEATURES, "is_high_risk"]),
+        "is_high_risk are the model's label",
+        id="the label as a feature",
+    ),
+    pytest.param(
+        lambda training: score(training.drop(columns=["is_high_risk"]), FEATURES),
+        r"missing column\(s\) is_high_risk",
+        id="missing label",
+    ),
+    pytest.param(
+        lambda training: score(training.drop(columns=["age"]), FEATURES),
+        r"missing column\(s\) age",
+        id="missing feature",
+    ),
+    pytest.param(
+        lambda training: score(training.assign(is_high_risk=False), FEATURES),
+        "one class only",
+        id="one class only",
+    ),
+    pytest.param(
+        lambda training: score(_null_label(training), FEATURES),
+        "'is_high_risk' has 2 null",
+        id="null label",
+    ),
+    pytest.param(
+        lambda training: score(_infinite_feature(training), FEATURES),
+        "'days_past_due' has 1 null or non-finite",
+        id="infinite feature",
+    ),
+]
+
+
+@pytest.mark.parametrize(("call", "words"), BAD_INPUTS)
+def test_bad_input_is_a_clear_error(
+    training: pd.DataFrame, call: Callable[[pd.DataFrame], object], words: str
+) -> None:
+    with pytest.raises(ValueError, match=words):
+        call(training)

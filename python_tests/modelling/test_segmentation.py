@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from itertools import pairwise
 
 import numpy as np
@@ -403,61 +404,89 @@ def test_other_columns_are_ignored(book: pd.DataFrame, segmented) -> None:
     )
 
 
-@pytest.mark.parametrize("rows", ["pandas", "arrow"])
-def test_empty_input_is_a_clear_error(book: pd.DataFrame, rows: str) -> None:
-    empty = book.iloc[:0]
-    data = pa.Table.from_pandas(empty, preserve_index=False) if rows == "arrow" else empty
-    with pytest.raises(ValueError, match="no loans to segment: the input has 0 rows"):
-        assign(data, FEATURES)
+def _arrow(frame: pd.DataFrame) -> pa.Table:
+    return pa.Table.from_pandas(frame, preserve_index=False)
 
 
-def test_too_few_loans_for_k(book: pd.DataFrame) -> None:
-    with pytest.raises(ValueError, match="cannot form 4 segments from 3 loan"):
-        assign(book.iloc[:3], FEATURES)
-
-
-def test_k_below_two(book: pd.DataFrame) -> None:
-    with pytest.raises(ValueError, match="n_segments must be at least 2"):
-        assign(book, FEATURES, n_segments=1)
-
-
-def test_leaky_feature_is_rejected(book: pd.DataFrame) -> None:
-    leaky = book.assign(collection_attempts=1)
-    with pytest.raises(ValueError, match=r"collection_attempts.*recorded after the recovery"):
-        assign(leaky, [*FEATURES, "collection_attempts"])
-
-
-def test_missing_columns_are_named(book: pd.DataFrame) -> None:
-    with pytest.raises(ValueError, match=r"missing column\(s\) monthly_emi, days_past_due"):
-        assign(book.drop(columns=["days_past_due", "monthly_emi"]), FEATURES)
-
-
-def test_nulls_are_named_with_their_count(book: pd.DataFrame) -> None:
+def _with_holes(book: pd.DataFrame) -> pd.DataFrame:
     holes = book.copy()
     holes.loc[[3, 5, 8], "monthly_income"] = np.nan
-    with pytest.raises(ValueError, match="'monthly_income' has 3 null"):
-        assign(holes, FEATURES)
-    table = pa.Table.from_pandas(holes, preserve_index=False)
-    with pytest.raises(ValueError, match="'monthly_income' has 3 null"):
-        assign(table, FEATURES)
+    return holes
 
 
-def test_text_feature_is_rejected(book: pd.DataFrame) -> None:
-    with pytest.raises(ValueError, match="'age' must be numeric"):
-        assign(book.assign(age="forty"), FEATURES)
-
-
-def test_naming_needs_the_profile_features(book: pd.DataFrame) -> None:
-    with pytest.raises(ValueError, match="segment naming needs the features days_past_due"):
-        assign(book, [f for f in FEATURES if f != "days_past_due"])
-
-
-@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
-def test_too_few_distinct_loans_for_k(book: pd.DataFrame) -> None:
+def _clones(book: pd.DataFrame) -> pd.DataFrame:
     clones = pd.concat([book.iloc[[0]]] * 6, ignore_index=True)
     clones["loan_id"] = [f"C{i}" for i in range(6)]
-    with pytest.raises(ValueError, match="too few distinct loans for n_segments=4"):
-        assign(clones, FEATURES)
+    return clones
+
+
+# (a call of assign_segments on a spoiled book, the words of its one-line error)
+BAD_INPUTS = [
+    pytest.param(
+        lambda book: assign(book.iloc[:0], FEATURES),
+        "no loans to segment: the input has 0 rows",
+        id="empty (pandas)",
+    ),
+    pytest.param(
+        lambda book: assign(_arrow(book.iloc[:0]), FEATURES),
+        "no loans to segment: the input has 0 rows",
+        id="empty (arrow)",
+    ),
+    pytest.param(
+        lambda book: assign(book.iloc[:3], FEATURES),
+        "cannot form 4 segments from 3 loan",
+        id="too few loans for k",
+    ),
+    pytest.param(
+        lambda book: assign(book, FEATURES, n_segments=1),
+        "n_segments must be at least 2",
+        id="k below two",
+    ),
+    pytest.param(
+        lambda book: assign(book.assign(collection_attempts=1), [*FEATURES, "collection_attempts"]),
+        r"collection_attempts.*recorded after the recovery",
+        id="post-outcome feature",
+    ),
+    pytest.param(
+        lambda book: assign(book.drop(columns=["days_past_due", "monthly_emi"]), FEATURES),
+        r"missing column\(s\) monthly_emi, days_past_due",
+        id="missing columns",
+    ),
+    pytest.param(
+        lambda book: assign(_with_holes(book), FEATURES),
+        "'monthly_income' has 3 null",
+        id="nulls (pandas)",
+    ),
+    pytest.param(
+        lambda book: assign(_arrow(_with_holes(book)), FEATURES),
+        "'monthly_income' has 3 null",
+        id="nulls (arrow)",
+    ),
+    pytest.param(
+        lambda book: assign(book.assign(age="forty"), FEATURES),
+        "'age' must be numeric",
+        id="text feature",
+    ),
+    pytest.param(
+        lambda book: assign(book, [f for f in FEATURES if f != "days_past_due"]),
+        "segment naming needs the features days_past_due",
+        id="naming without its features",
+    ),
+    pytest.param(
+        lambda book: assign(_clones(book), FEATURES),
+        "too few distinct loans for n_segments=4",
+        id="too few distinct loans for k",
+        marks=pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning"),
+    ),
+]
+
+
+@pytest.mark.parametrize(("call", "words"), BAD_INPUTS)
+def test_bad_input_is_a_clear_error(
+    book: pd.DataFrame, call: Callable[[pd.DataFrame], object], words: str
+) -> None:
+    with pytest.raises(ValueError, match=words):
+        call(book)
 
 
 def test_parameters_must_be_integers(book: pd.DataFrame) -> None:

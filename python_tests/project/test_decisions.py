@@ -22,6 +22,7 @@ from sklearn.metrics import brier_score_loss, roc_auc_score
 from conftest import DbtResult, copy_build, run_dbt
 from loan_recovery.config import project_dir
 from loan_recovery.generate import write_loan_book
+from reference_metrics import ece
 
 ROWS = 12_000
 
@@ -48,15 +49,6 @@ def frame(result: DbtResult, sql: str) -> pd.DataFrame:
 
     with duckdb.connect(str(result.database), read_only=True) as connection:
         return connection.execute(sql).df()
-
-
-def ece(probability: np.ndarray, label: np.ndarray) -> float:
-    index = np.minimum((probability * 10).astype(int), 9)
-    return sum(
-        (index == b).mean() * abs(probability[index == b].mean() - label[index == b].mean())
-        for b in range(10)
-        if (index == b).any()
-    )
 
 
 @pytest.fixture(scope="module")

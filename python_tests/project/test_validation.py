@@ -174,6 +174,21 @@ class Validated:
     """case -> source_row_number (the row's data line, header not counted)."""
 
 
+def build_validation(workdir: Path, loans: Path) -> DbtResult:
+    """Build staging, the loan book's marts and the rows-reconcile test: what validation needs."""
+    return run_dbt(
+        workdir,
+        "build",
+        "--select",
+        "staging",
+        "marts.loan_book",
+        "assert_loan_book_rows_reconcile",
+        "--indirect-selection",
+        "cautious",
+        dbt_vars={"loans_path": str(loans)},
+    )
+
+
 @pytest.fixture(scope="module")
 def validated(tmp_path_factory: pytest.TempPathFactory) -> Validated:
     """Build staging once on a file with one broken row per rule and each malformed kind."""
@@ -205,17 +220,7 @@ def validated(tmp_path_factory: pytest.TempPathFactory) -> Validated:
     add("hash row", _line({**valid_loan(950), "Borrower_ID": "#BRW_950"}))
     path = workdir / "loans.csv"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    result = run_dbt(
-        workdir,
-        "build",
-        "--select",
-        "staging",
-        "marts.loan_book",
-        "assert_loan_book_rows_reconcile",
-        "--indirect-selection",
-        "cautious",
-        dbt_vars={"loans_path": str(path)},
-    )
+    result = build_validation(workdir, path)
     assert "assert_loan_book_rows_reconcile" in result.output, result.output
     assert result.returncode == 0, result.output
     return Validated(result, case_rows)
@@ -353,17 +358,7 @@ def test_a_quoted_field_may_span_lines(tmp_path: Path) -> None:
     writer.writerow({**valid_loan(2), "Notes": "plain"})
     path = tmp_path / "notes.csv"
     path.write_text(out.getvalue(), encoding="utf-8")
-    result = run_dbt(
-        tmp_path,
-        "build",
-        "--select",
-        "staging",
-        "marts.loan_book",
-        "assert_loan_book_rows_reconcile",
-        "--indirect-selection",
-        "cautious",
-        dbt_vars={"loans_path": str(path)},
-    )
+    result = build_validation(tmp_path, path)
     assert result.returncode == 0, result.output
     assert result.query("select loan_id, source_row_number from staging.stg_loans order by 2") == [
         ("LN_1", 1),
@@ -380,17 +375,7 @@ def test_a_parquet_book_with_boolean_flags_builds(tmp_path: Path) -> None:
     )
     path = tmp_path / "book.parquet"
     pq.write_table(table, path)
-    result = run_dbt(
-        tmp_path,
-        "build",
-        "--select",
-        "staging",
-        "marts.loan_book",
-        "assert_loan_book_rows_reconcile",
-        "--indirect-selection",
-        "cautious",
-        dbt_vars={"loans_path": str(path)},
-    )
+    result = build_validation(tmp_path, path)
     assert result.returncode == 0, result.output
     assert result.scalar("select count(*) from main.quarantined_loans") == 0
     got = dict(result.query("select loan_id, legal_action_taken from staging.stg_loans"))

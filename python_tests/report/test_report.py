@@ -36,7 +36,7 @@ import yaml
 from plotly.offline import get_plotlyjs
 from sklearn.metrics import roc_auc_score
 
-from conftest import DbtResult, needs, run_dbt
+from conftest import DbtResult, info_for, needs, run_dbt
 from loan_recovery import build_info
 from loan_recovery.build_info import BuildInfo
 from loan_recovery.cli import main
@@ -110,6 +110,18 @@ def constrained_figures(
     constrained_connection: duckdb.DuckDBPyConnection,
 ) -> dict[str, go.Figure]:
     return page.build_figures(queries.read_report_data(constrained_connection))
+
+
+def built_figures(
+    request: pytest.FixtureRequest, build: str
+) -> tuple[duckdb.DuckDBPyConnection, dict[str, go.Figure]]:
+    """The connection to and the figures of the "sample" or the "constrained" build."""
+    if build == "sample":
+        return request.getfixturevalue("connection"), request.getfixturevalue("figures")
+    return (
+        request.getfixturevalue("constrained_connection"),
+        request.getfixturevalue("constrained_figures"),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -408,10 +420,7 @@ def test_risk_score_bars_match_the_mart_and_lines_are_the_run_settings_threshold
 def test_risk_score_axis_says_which_score_risk_score_is(
     request: pytest.FixtureRequest, build: str, words: str
 ) -> None:
-    connection = request.getfixturevalue(
-        "connection" if build == "sample" else "constrained_connection"
-    )
-    figures = request.getfixturevalue("figures" if build == "sample" else "constrained_figures")
+    connection, figures = built_figures(request, build)
     ((source,),) = sql(connection, "select distinct score_source from main.recovery_strategies")
     assert source == ("outcome" if build == "sample" else "segment")
     title = figures["risk_score_distribution"].layout.xaxis.title.text
@@ -733,33 +742,24 @@ def test_header_counts_the_quarantined_rows(altered: Path) -> None:
     )
 
 
-def describing(connection: duckdb.DuckDBPyConnection, **overrides: Any) -> BuildInfo:
-    """A build_info row describing the build in ``connection`` (from SQL), with overrides."""
+def describing(connection: duckdb.DuckDBPyConnection) -> BuildInfo:
+    """A build_info row describing the build in ``connection`` (its counts from SQL)."""
     ((clean, quarantined, model_version),) = sql(
         connection,
         "select (select count(*) from staging.stg_loans), "
         "(select count(*) from main.quarantined_loans), "
         "(select model_version from main.risk_model_metrics where is_score_in_use)",
     )
-    info = BuildInfo(
-        build_id="b-1",
+    return info_for(
+        "b-1",
         started_at=datetime(2026, 1, 1, 10, 0, 0),
         finished_at=datetime(2026, 1, 1, 10, 1, 0),
         input_file="/data/book.parquet",
-        input_sha256="0" * 64,
-        input_bytes=1,
         rows_in=clean + quarantined,
         rows_clean=clean,
         rows_quarantined=quarantined,
         model_version=model_version,
-        model_mode="trained",
-        model_artifact=None,
-        project_version="0.1.0",
-        git_commit=None,
-        dbt_version=None,
-        duckdb_version=duckdb.__version__,
     )
-    return replace(info, **overrides)
 
 
 def test_header_takes_the_build_identity_from_a_matching_build_info(
@@ -1078,10 +1078,7 @@ def test_policy_comparison_without_the_outcome_model_says_so(
 def test_reason_code_bars_count_the_work_queues_reasons(
     request: pytest.FixtureRequest, build: str
 ) -> None:
-    connection = request.getfixturevalue(
-        "connection" if build == "sample" else "constrained_connection"
-    )
-    figures = request.getfixturevalue("figures" if build == "sample" else "constrained_figures")
+    connection, figures = built_figures(request, build)
     queue = frame(connection, "select * from main.collection_work_queue")
     catalog = dict(sql(connection, "select reason_code, reason from main.reason_code_catalog"))
     slots = pd.concat(
@@ -1109,10 +1106,7 @@ def test_reason_code_bars_count_the_work_queues_reasons(
 def test_capacity_bars_are_the_worked_loans_and_run_settings(
     request: pytest.FixtureRequest, build: str
 ) -> None:
-    connection = request.getfixturevalue(
-        "connection" if build == "sample" else "constrained_connection"
-    )
-    figures = request.getfixturevalue("figures" if build == "sample" else "constrained_figures")
+    connection, figures = built_figures(request, build)
     worked = frame(
         connection,
         "select threshold_strategy_code, strategy_code, capacity_limited "

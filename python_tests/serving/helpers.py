@@ -119,3 +119,15 @@ def kill_after_first_rename(monkeypatch: pytest.MonkeyPatch) -> None:
         raise Killed("after the first rename")
 
     monkeypatch.setattr(swap, "fsync_dir_quietly", fsync)
+
+
+def run_killed(
+    monkeypatch: pytest.MonkeyPatch,
+    kill: Callable[[pytest.MonkeyPatch], None],
+    call: Callable[[], object],
+) -> None:
+    """Run ``call`` with ``kill`` planted in it: it must die there. Then the plant is removed."""
+    kill(monkeypatch)
+    with pytest.raises(Killed):
+        call()
+    monkeypatch.undo()

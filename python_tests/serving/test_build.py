@@ -13,10 +13,10 @@ from loan_recovery.serving.dbt_run import DbtRun
 from loan_recovery.serving.paths import ServedPaths
 from serving.helpers import (
     CSV,
-    Killed,
     building,
     kill_after_first_rename,
     make_database,
+    run_killed,
     state,
 )
 
@@ -54,10 +54,8 @@ def test_the_next_build_recovers_before_anything_else(
     two_builds: ServedPaths, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     served = two_builds
-    kill_after_first_rename(monkeypatch)
-    with pytest.raises(Killed):
-        swap.swap_in(make_database(tmp_path / "b3.duckdb", "b3"), served)
-    monkeypatch.undo()
+    new = make_database(tmp_path / "b3.duckdb", "b3")
+    run_killed(monkeypatch, kill_after_first_rename, lambda: swap.swap_in(new, served))
 
     def no_dbt(*_: object) -> DbtRun:
         raise RuntimeError("dbt is not run in unit tests")

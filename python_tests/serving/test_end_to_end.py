@@ -76,6 +76,14 @@ MESSY_BAD_ROWS: list[tuple[str, dict[str, str], str]] = [
 # --------------------------------------------------------------------------- helpers
 
 
+def served_and_previous(paths: ServedPaths) -> tuple[str, str]:
+    """The builds the served file and the previous file hold."""
+    return (
+        served_build_info(paths.served)["build_id"],
+        served_build_info(paths.previous)["build_id"],
+    )
+
+
 def relations(database: Path) -> set[str]:
     """Every table in the file as schema.table."""
     return {
@@ -784,12 +792,10 @@ def test_rollback_serves_the_previous_build_and_back(
     assert back.returncode == 0, back.stderr
     assert f"now serving build {base.build_id}" in back.stdout
     assert f"build {rebuild.build_id} kept as {paths.previous}" in back.stdout
-    assert served_build_info(paths.served)["build_id"] == base.build_id
-    assert served_build_info(paths.previous)["build_id"] == rebuild.build_id
+    assert served_and_previous(paths) == (base.build_id, rebuild.build_id)
     forward = run_cli("rollback", "--db", str(paths.served))
     assert forward.returncode == 0, forward.stderr
-    assert served_build_info(paths.served)["build_id"] == rebuild.build_id
-    assert served_build_info(paths.previous)["build_id"] == base.build_id
+    assert served_and_previous(paths) == (rebuild.build_id, base.build_id)
     assert not any(partial.exists() for partial in paths.partials)
 
     # A previous file holding the served build is no build to roll back to.
@@ -824,8 +830,7 @@ def test_killed_rollback_leaves_the_served_build_and_the_next_rollback_completes
     # The next rollback drops the spare name and rolls back as asked.
     again = run_cli("rollback", "--db", str(paths.served))
     assert again.returncode == 0, again.stderr
-    assert served_build_info(paths.served)["build_id"] == base.build_id
-    assert served_build_info(paths.previous)["build_id"] == rebuild.build_id
+    assert served_and_previous(paths) == (base.build_id, rebuild.build_id)
     assert not any(partial.exists() for partial in paths.partials)
 
 

@@ -12,6 +12,7 @@ import errno
 import os
 import signal
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
@@ -24,13 +25,13 @@ from loan_recovery.serving.paths import ServedPaths
 from serving.helpers import (
     CSV,
     NOGROUP,
-    Killed,
     as_root,
     build_id_of,
     building,
     kill_after_first_rename,
     kill_at_pause,
     make_database,
+    run_killed,
     state,
 )
 
@@ -127,62 +128,55 @@ def test_swap_refuses_a_previous_that_is_not_a_build(tmp_path: Path) -> None:
     assert build_id_of(served.served) == "old"
 
 
-def test_kill_after_linking_the_served_build_then_recover_and_roll_back(
-    two_builds: ServedPaths, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("kill", "killed", "action", "recovered"),
+    [
+        pytest.param(
+            lambda monkeypatch: kill_at_pause(monkeypatch, "swap"),
+            # Step 1 done: the partial is a second name of the served build.
+            {"served": "b2", "previous": "b1", "previous.partial": "b2", "rollback.partial": None},
+            "removed served.duckdb.previous.partial (a second name of the served build)",
+            {"served": "b2", "previous": "b1", "previous.partial": None, "rollback.partial": None},
+            id="after linking the served build",
+        ),
+        pytest.param(
+            kill_after_first_rename,
+            # Step 2 done: b3 is published; the partial holds the build served before it.
+            {"served": "b3", "previous": "b1", "previous.partial": "b2", "rollback.partial": None},
+            "kept served.duckdb.previous.partial (build b2) as served.duckdb.previous",
+            {"served": "b3", "previous": "b2", "previous.partial": None, "rollback.partial": None},
+            id="after publishing",
+        ),
+    ],
+)
+def test_a_killed_publish_is_recovered_and_rolls_back(
+    two_builds: ServedPaths,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    kill: Callable[[pytest.MonkeyPatch], None],
+    killed: dict[str, str | None],
+    action: str,
+    recovered: dict[str, str | None],
 ) -> None:
     served = two_builds
-    kill_at_pause(monkeypatch, "swap")
-    with pytest.raises(Killed):
-        swap.swap_in(make_database(tmp_path / "b3.duckdb", "b3"), served)
-    monkeypatch.undo()
-    # Step 1 done: the partial is a second name of the served build.
-    assert state(served) == {
-        "served": "b2",
-        "previous": "b1",
-        "previous.partial": "b2",
-        "rollback.partial": None,
-    }
-    assert served.previous_partial.stat().st_ino == served.served.stat().st_ino
-    actions = swap.recover(served)
-    assert actions == ["removed served.duckdb.previous.partial (a second name of the served build)"]
-    assert state(served) == {
-        "served": "b2",
-        "previous": "b1",
-        "previous.partial": None,
-        "rollback.partial": None,
-    }
+    new = make_database(tmp_path / "b3.duckdb", "b3")
+    run_killed(monkeypatch, kill, lambda: swap.swap_in(new, served))
+    assert state(served) == killed
+    # A partial holding the served build is a second name of the same file.
+    same_file = served.previous_partial.stat().st_ino == served.served.stat().st_ino
+    assert same_file == (killed["previous.partial"] == killed["served"])
+    assert swap.recover(served) == [action]
+    assert state(served) == recovered
     assert swap.recover(served) == []
     result = building.rollback(served.served)
-    assert (result.restored_build, result.replaced_build) == ("b1", "b2")
-    assert (build_id_of(served.served), build_id_of(served.previous)) == ("b1", "b2")
-
-
-def test_kill_after_publishing_then_recover_keeps_the_replaced_build(
-    two_builds: ServedPaths, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    served = two_builds
-    kill_after_first_rename(monkeypatch)
-    with pytest.raises(Killed):
-        swap.swap_in(make_database(tmp_path / "b3.duckdb", "b3"), served)
-    monkeypatch.undo()
-    # Step 2 done: b3 is published; the partial holds the build served before it.
-    assert state(served) == {
-        "served": "b3",
-        "previous": "b1",
-        "previous.partial": "b2",
-        "rollback.partial": None,
-    }
-    actions = swap.recover(served)
-    assert actions == ["kept served.duckdb.previous.partial (build b2) as served.duckdb.previous"]
-    assert state(served) == {
-        "served": "b3",
-        "previous": "b2",
-        "previous.partial": None,
-        "rollback.partial": None,
-    }
-    result = building.rollback(served.served)
-    assert (result.restored_build, result.replaced_build) == ("b2", "b3")
-    assert (build_id_of(served.served), build_id_of(served.previous)) == ("b2", "b3")
+    assert (result.restored_build, result.replaced_build) == (
+        recovered["previous"],
+        recovered["served"],
+    )
+    assert (build_id_of(served.served), build_id_of(served.previous)) == (
+        recovered["previous"],
+        recovered["served"],
+    )
 
 
 def test_first_publish_killed_after_linking_nothing_to_keep(tmp_path: Path) -> None:
@@ -251,10 +245,11 @@ def test_kill_inside_a_rollback_after_the_link_recovers(
     two_builds: ServedPaths, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     served = two_builds
-    kill_at_pause(monkeypatch, "rollback")
-    with pytest.raises(Killed):
-        building.rollback(served.served)
-    monkeypatch.undo()
+    run_killed(
+        monkeypatch,
+        lambda monkeypatch: kill_at_pause(monkeypatch, "rollback"),
+        lambda: building.rollback(served.served),
+    )
     assert state(served) == {
         "served": "b2",
         "previous": "b1",
@@ -274,10 +269,7 @@ def test_kill_inside_a_rollback_after_the_first_rename_recovers(
     two_builds: ServedPaths, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     served = two_builds
-    kill_after_first_rename(monkeypatch)
-    with pytest.raises(Killed):
-        building.rollback(served.served)
-    monkeypatch.undo()
+    run_killed(monkeypatch, kill_after_first_rename, lambda: building.rollback(served.served))
     # b1 is served again; b2's only other name is the rollback partial.
     assert state(served) == {
         "served": "b1",
