@@ -1,14 +1,22 @@
-"""Shared fixtures: run dbt against a throwaway DuckDB file, never the dev one."""
+"""Shared fixtures and helpers: run dbt and the command against throwaway files, never the dev one.
+
+A test that runs dbt, directly or through ``loan-recovery build``, carries
+the ``dbt`` marker: ``make test-fast`` runs every other test. The marker
+cannot drift from what a test does: an audit hook sees every process a test
+starts, and a test without the marker that starts dbt fails (see
+``pytest_runtest_makereport`` below), in ``make test-fast`` as in ``make test``.
+"""
 
 from __future__ import annotations
 
 import csv
 import hashlib
 import os
+import shlex
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -37,6 +45,98 @@ def needs(available: bool, what: str) -> None:
     if IN_CI:
         pytest.fail(f"CI=true but {what}; CI must run this test", pytrace=False)
     pytest.skip(what)
+
+
+DBT_MARKER = "dbt"
+
+
+class UnmarkedDbtRunError(RuntimeError):
+    """A test without the ``dbt`` marker started dbt."""
+
+
+def starts_dbt(command: str | bytes | os.PathLike[str] | Iterable[Any]) -> bool:
+    """Whether ``command`` runs dbt: the dbt executable, or ``loan-recovery build``.
+
+    Looked for anywhere in the command, so that a wrapper (``setpriv``,
+    ``timeout``, a shell line) does not hide it.
+    """
+    if isinstance(command, bytes):
+        command = command.decode(errors="replace")
+    if isinstance(command, str | os.PathLike):
+        line = os.fspath(command)
+        try:
+            words = shlex.split(line)
+        except ValueError:  # an unbalanced quote: words are still words
+            words = line.split()
+    else:
+        words = [os.fsdecode(word) for word in command]
+    names = [Path(word).name for word in words]
+    if "dbt" in names:
+        return True
+    return any(
+        name == "loan-recovery" and "build" in names[index + 1 :]
+        for index, name in enumerate(names)
+    )
+
+
+class _DbtGuard:
+    """Which test is running in this process, and the dbt runs it started without the marker."""
+
+    def __init__(self) -> None:
+        self.item: pytest.Item | None = None
+        self.unmarked: list[str] = []
+
+    def audit(self, event: str, args: tuple[Any, ...]) -> None:
+        if event != "subprocess.Popen" or self.item is None:
+            return
+        if self.item.get_closest_marker(DBT_MARKER) is not None:
+            return
+        if starts_dbt(args[1]):
+            command = args[1] if isinstance(args[1], str) else shlex.join(map(str, args[1]))
+            self.unmarked.append(command[:200])
+            raise UnmarkedDbtRunError(
+                f"{self.item.nodeid} runs dbt but has no @pytest.mark.{DBT_MARKER}: {command[:200]}"
+            )
+
+
+_GUARD = _DbtGuard()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Watch every process started here (each xdist worker configures once, as does pytest)."""
+    sys.addaudithook(_GUARD.audit)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(
+    item: pytest.Item, nextitem: pytest.Item | None
+) -> Generator[None, object, object]:
+    _GUARD.item = item
+    try:
+        return (yield)
+    finally:
+        _GUARD.item = None
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Fail the phase (setup, call, teardown) in which an unmarked test started dbt.
+
+    Whatever the code under test did with the refusal (a build turns any
+    exception into its one-line summary), the test fails and says why.
+    """
+    report = yield
+    if _GUARD.unmarked:
+        commands = "; ".join(_GUARD.unmarked)
+        _GUARD.unmarked.clear()
+        report.outcome = "failed"
+        report.longrepr = (
+            f"{item.nodeid} runs dbt ({commands}) but has no @pytest.mark.{DBT_MARKER}: "
+            "mark it, so that `make test-fast` leaves it out"
+        )
+    return report
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,8 @@ from loan_recovery.config import project_dir
 from loan_recovery.generate import DRIFTED, write_loan_book
 from loan_recovery.modelling.registry import MANIFEST, VERSION
 
+pytestmark = pytest.mark.dbt
+
 ROWS = 3_000
 SHARED = 40
 """Seed-1 open loans copied verbatim into the seed-2 book."""

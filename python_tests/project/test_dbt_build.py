@@ -16,6 +16,8 @@ from sklearn.metrics import roc_auc_score
 from conftest import DBT, PUBLIC_LOAN_BOOK, DbtResult, copy_build, needs, run_dbt
 from loan_recovery.config import project_dir
 
+pytestmark = pytest.mark.dbt
+
 MARTS = ["recovery_strategies", "borrower_segments", "risk_model_metrics"]
 ANALYST_TABLES = {
     "borrower_segments",

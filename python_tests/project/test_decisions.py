@@ -24,6 +24,8 @@ from loan_recovery.config import project_dir
 from loan_recovery.generate import write_loan_book
 from reference_metrics import ece
 
+pytestmark = pytest.mark.dbt
+
 ROWS = 12_000
 
 

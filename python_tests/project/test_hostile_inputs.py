@@ -15,6 +15,8 @@ import pytest
 from conftest import needs
 from project.hostile_cases import CASES, Case, Outcome, can_mount, run_cases
 
+pytestmark = pytest.mark.dbt
+
 MOUNTS = can_mount()
 
 

@@ -17,6 +17,8 @@ from conftest import DbtResult, run_dbt, valid_loan
 from loan_recovery.config import loan_book_columns
 from loan_recovery.generate import generate_loan_book
 
+pytestmark = pytest.mark.dbt
+
 # (case name, fields to break, the reasons that must be reported)
 BROKEN_ROWS: list[tuple[str, dict[str, Any], list[str]]] = [
     ("missing loan id", {"Loan_ID": ""}, ["loan_id is missing"]),

@@ -41,9 +41,10 @@ from loan_recovery import build_info
 from loan_recovery.build_info import BuildInfo
 from loan_recovery.cli import main
 from loan_recovery.config import DB_PATH_ENV, cluster_features, database_path, project_dir
-from loan_recovery.report import ReportError, default_report_path, page, queries, write_report
+from loan_recovery.report import default_report_path, page, queries, write_report
 from loan_recovery.report.facts import build_facts
-from loan_recovery.report.model_card import model_card_sentence
+
+pytestmark = pytest.mark.dbt
 
 CHROMIUM = shutil.which("chromium")
 CHROMIUM_FLAGS = [
@@ -595,91 +596,6 @@ def test_model_card_says_when_the_outcome_model_fell_back(
     assert list(points.marker.color).count(points.marker.color[segment]) == 1
 
 
-def _score(name: str, auc: float, low: float, high: float, **extra: Any) -> dict[str, Any]:
-    return {
-        "score_name": name,
-        "roc_auc": auc,
-        "roc_auc_ci_low": low,
-        "roc_auc_ci_high": high,
-        "evaluated_loans": 500,
-        "is_score_in_use": False,
-        "model_status": "trained" if name in ("outcome", "segment") else None,
-        "label_roc_auc": 0.99 if name == "segment" else None,
-        **extra,
-    }
-
-
-@pytest.mark.parametrize(
-    ("outcome", "segment", "expected", "absent"),
-    [
-        (  # the public 500 loans: everything near chance
-            (0.518, 0.467, 0.570),
-            (0.526, 0.474, 0.577),
-            [
-                "the interval includes 0.5",
-                "overlaps the write-up's segment score's",
-                "(including 0.5",
-            ],
-            ["lies above", "better than chance:"],
-        ),
-        (
-            (0.80, 0.77, 0.83),
-            (0.70, 0.68, 0.72),
-            ["above 0.5, it ranks losses better", "lies above the write-up's segment score's"],
-            ["includes 0.5", "overlaps"],
-        ),
-        (
-            (0.70, 0.66, 0.74),
-            (0.71, 0.68, 0.74),
-            ["above 0.5", "overlaps the write-up's segment score's"],
-            ["lies above", "includes 0.5"],
-        ),
-        (  # the segment's AUC is below the outcome's interval, but its interval is not
-            (0.80, 0.75, 0.85),
-            (0.72, 0.66, 0.78),
-            ["above 0.5", "overlaps the write-up's segment score's"],
-            ["lies above"],
-        ),
-        (
-            (0.40, 0.35, 0.45),
-            (0.60, 0.55, 0.65),
-            [
-                "below 0.5, it ranks losses worse",
-                "the write-up's segment score's interval lies above",
-            ],
-            ["includes 0.5"],
-        ),
-    ],
-)
-def test_model_card_sentence_follows_the_numbers(
-    outcome: tuple[float, float, float],
-    segment: tuple[float, float, float],
-    expected: list[str],
-    absent: list[str],
-) -> None:
-    scores = {
-        "outcome": _score("outcome", *outcome, is_score_in_use=True),
-        "segment": _score("segment", *segment),
-        "base_rate": _score("base_rate", 0.5, 0.45, 0.55),
-    }
-    sentence = model_card_sentence(scores)
-    assert all(part in sentence for part in expected), sentence
-    assert not any(part in sentence for part in absent), sentence
-    assert sentence.endswith("The strategy used the outcome model.")
-
-
-def test_model_card_sentence_of_a_fallback() -> None:
-    scores = {
-        "outcome": _score(
-            "outcome", np.nan, np.nan, np.nan, model_status="fallback: 150 resolved loans"
-        ),
-        "segment": _score("segment", 0.7, 0.65, 0.75, is_score_in_use=True),
-    }
-    sentence = model_card_sentence(scores)
-    assert sentence.startswith("The outcome model fell back (150 resolved loans)"), sentence
-    assert sentence.endswith("The strategy used the write-up's segment score.")
-
-
 def test_fairness_rates_are_the_loans_by_gender(
     connection: duckdb.DuckDBPyConnection, figures: dict[str, go.Figure]
 ) -> None:
@@ -849,45 +765,6 @@ def test_cli_defaults_to_the_env_database(
     assert main(["report", "--out", str(out)]) == 0
     assert out.is_file()
     assert default_report_path() == project_dir() / "reports/loan_recovery_report.html"
-
-
-def _bad_database(kind: str, tmp_path: Path) -> Path:
-    """A --db that cannot be reported on, made by hand."""
-    path = tmp_path / {"csv": "book.csv", "directory": "builds"}.get(kind, f"{kind}.duckdb")
-    if kind == "csv":
-        path.write_text("Loan_ID,Loan_Amount\nLN_1,1000\n", encoding="utf-8")
-    elif kind == "directory":
-        path.mkdir()
-    elif kind == "empty":
-        path.touch()
-    elif kind == "corrupt":  # DuckDB's magic bytes, then nothing valid
-        path.write_bytes(bytes(8) + b"DUCK" + bytes(5000))
-    elif kind == "unbuilt":
-        with duckdb.connect(str(path)) as writable:
-            writable.execute("create table main.stg_loans (loan_id varchar)")
-    return path
-
-
-@pytest.mark.parametrize(
-    ("kind", "problem"),
-    [
-        ("missing", "run `dbt build` first"),
-        ("directory", "is a directory"),
-        ("csv", "is not a DuckDB database file"),
-        ("empty", "is empty"),
-        ("corrupt", "cannot open"),
-        ("unbuilt", "lacks staging.stg_loans, main.quarantined_loans"),
-    ],
-)
-def test_cli_says_in_one_line_what_is_wrong_with_the_db(
-    kind: str, problem: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    database = _bad_database(kind, tmp_path)
-    assert main(["report", "--db", str(database), "--out", str(tmp_path / "r.html")]) != 0
-    error = capsys.readouterr().err
-    assert error.count("\n") == 1 and str(database) in error and problem in error, error
-    with pytest.raises(ReportError):
-        queries.connect(database)
 
 
 def test_header_names_the_score_in_use(

@@ -41,6 +41,8 @@ from loan_recovery.serving.finalize import expected_relations
 from loan_recovery.serving.lock import publish_lock
 from loan_recovery.serving.pause import PAUSE_MARKER
 
+pytestmark = pytest.mark.dbt
+
 FAST_VARS = "{scoring_trees: 20, outcome_trees: 20}"
 DUCKDB_1X = "1.1.3"
 READERS = 4
