@@ -18,9 +18,8 @@ from pathlib import Path
 import pytest
 
 from conftest import query, run_cli, served_build_info, sha256
-from loan_recovery.config import project_dir
 from loan_recovery.generate import DRIFTED, write_loan_book
-from loan_recovery.modelling.registry import MANIFEST, VERSION
+from loan_recovery.modelling.registry import MANIFEST
 
 pytestmark = pytest.mark.dbt
 
@@ -304,9 +303,3 @@ def test_approving_an_unknown_or_malformed_version_is_refused(copy: Registry) ->
     assert (malformed.returncode, unknown.returncode) == (2, EXIT_BAD_INPUT)
     assert unknown.stderr.startswith("loan-recovery models approve: no model 0123456789ab")
     assert (copy.registry / "APPROVED").read_bytes() == approved_before
-
-
-def test_the_sql_check_of_model_version_uses_the_registrys_pattern() -> None:
-    """validate_run_vars (plain dbt runs) and the registry judge a version alike."""
-    macro = (project_dir() / "macros" / "validate_run_vars.sql").read_text(encoding="utf-8")
-    assert f"modules.re.match('{VERSION.pattern}', model_version)" in macro
