@@ -85,9 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("before", type=Path)
     parser.add_argument("after", type=Path)
     parser.add_argument("--tables", nargs="*", help="tables of the default schema to compare")
-    parser.add_argument(
-        "--ignore-columns", nargs="*", default=[], help="table.column to leave out"
-    )
+    parser.add_argument("--ignore-columns", nargs="*", default=[], help="table.column to leave out")
     args = parser.parse_args(argv)
     verdicts = compare(args.before, args.after, args.tables, set(args.ignore_columns))
     for table, verdict in verdicts:
