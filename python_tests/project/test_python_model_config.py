@@ -16,8 +16,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from conftest import run_dbt
 from loan_recovery.config import reference, run_setting_defaults
+
+pytestmark = pytest.mark.dbt
 
 # A value for each per-run setting the Python models read, none its default.
 OVERRIDES: dict[str, Any] = {
