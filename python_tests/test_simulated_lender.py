@@ -82,14 +82,25 @@ def fresh(tmp_path_factory: pytest.TempPathFactory) -> tuple[pd.DataFrame, pd.Da
 @pytest.mark.parametrize("action", range(3))
 def test_outcomes_follow_the_probability_of_the_action_taken(action: int) -> None:
     """200,000 loans collected under one action: the realised full-recovery rate is the mean
-    true probability of that action, within 4 standard errors (about +-0.4 points)."""
+    true probability of that action, within 4 standard errors (about +-0.4 points), over all
+    loans and over those the action helps and those it harms (legal does both)."""
     facts, ids = facts_and_ids(200_000)
     actions = np.full(len(ids), action, dtype=np.int8)
     collected = lender.collect(facts, ids, actions, SEED, lender.DEFAULT_EFFECTS)
-    p = lender.full_recovery_probabilities(facts, lender.DEFAULT_EFFECTS)[:, action]
-    realised = (collected["recovery_status"] == 0).mean()  # code 0: Fully Recovered
-    standard_error = math.sqrt((p * (1 - p)).sum()) / len(p)
-    assert abs(realised - p.mean()) < 4 * standard_error, (ACTIONS[action], realised, p.mean())
+    p = lender.full_recovery_probabilities(facts, lender.DEFAULT_EFFECTS)
+    recovered = collected["recovery_status"] == 0  # code 0: Fully Recovered
+    effect = p[:, action] - p[:, 0]
+    groups = {"all": np.ones(len(p), bool), "helped": effect > 0.05, "harmed": effect < -0.05}
+    checked = 0
+    for name, members in groups.items():
+        if members.sum() < 1_000:
+            continue
+        chance = p[members, action]
+        error = math.sqrt((chance * (1 - chance)).sum()) / len(chance)
+        realised = recovered[members].mean()
+        assert abs(realised - chance.mean()) < 4 * error, (ACTIONS[action], name, realised)
+        checked += 1
+    assert checked == (1, 2, 3)[action]
 
 
 def test_the_actions_truly_differ_on_average() -> None:
@@ -233,7 +244,7 @@ def test_resolved_loans_were_collected_by_a_rule_not_at_random(fresh) -> None:
     assert (action[deep] == "legal").all() and (action[~deep] != "legal").all()
     settled = action == "settlement"
     assert (burden_of(loans[resolved])[settled] >= lender.LEGACY_SETTLEMENT_BURDEN).all()
-    assert 0.005 < settled.mean() < 0.1 and 0.01 < (action == "legal").mean() < 0.1
+    assert 0.002 < settled.mean() < 0.05 and 0.005 < (action == "legal").mean() < 0.05
 
 
 def test_realised_outcomes_of_resolved_loans_follow_their_actions(fresh) -> None:
@@ -534,6 +545,10 @@ def hostile_logs(folder: Path) -> Iterator[tuple[str, Path]]:
         ),
     )
     yield "without loan_id", make_log(folder / "null.duckdb", [("2026-01-31", None, "legal")])
+    yield (
+        "rows without as_of_date (1)",
+        make_log(folder / "undated.duckdb", [(None, "LN_2", "legal")]),
+    )
 
 
 def test_hostile_decision_files_are_refused_in_one_line(
@@ -551,7 +566,7 @@ def test_hostile_decision_files_are_refused_in_one_line(
         assert expected in line and str(log) in line, (expected, line)
         assert not out.exists()
         assert before is None or log.read_bytes() == before  # read, never written
-    assert len(cases) == 10
+    assert len(cases) == 11
 
 
 def test_a_decision_file_name_is_data_not_sql(previous: Path, tmp_path: Path, capsys) -> None:

@@ -283,8 +283,14 @@ def read_logged_actions(path: Path) -> LoggedActions:
     connection = _connect_read_only(path)
     try:
         _check_log_shape(connection, path)
-        newest = connection.execute("select max(as_of_date) from main.decision_log").fetchall()
-        as_of = newest[0][0]
+        undated, as_of = connection.execute(
+            "select count(*) filter (where as_of_date is null), max(as_of_date) "
+            "from main.decision_log"
+        ).fetchall()[0]
+        if undated:
+            raise UnusableInputError(
+                f"--decisions {path}: main.decision_log has rows without as_of_date ({undated})"
+            )
         rows = connection.sql(
             "select loan_id, assigned_strategy_code from main.decision_log "
             "where as_of_date = ? order by loan_id",
