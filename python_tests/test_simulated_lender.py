@@ -667,7 +667,7 @@ def test_decisions_without_next_from_is_a_usage_error(tmp_path: Path, capsys) ->
 def test_rows_beyond_the_bound_are_refused_in_one_line(tmp_path: Path, capsys, rows: str) -> None:
     out = tmp_path / "b.csv"
     assert cli_main(["generate", "--rows", rows, "--out", str(out)]) == 2
-    assert "--rows must be between 0 and 100,000,000" in one_line_refusal(capsys)
+    assert "--rows must be 0 or more and at most 100,000,000" in one_line_refusal(capsys)
     assert list(tmp_path.iterdir()) == []
 
 

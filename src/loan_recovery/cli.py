@@ -71,7 +71,7 @@ def _check_generate_arguments(args: argparse.Namespace) -> str | None:
     if args.rows is None and args.next_from is None:
         return "--rows is required (or --next-from to continue a book)"
     if args.rows is not None and not 0 <= args.rows <= MAX_ROWS:
-        return f"--rows must be between 0 and {MAX_ROWS:,}, got {args.rows}"
+        return f"--rows must be 0 or more and at most {MAX_ROWS:,}, got {args.rows}"
     if args.seed < 0:
         return f"--seed must be 0 or more, got {args.seed}"
     if args.open_share is not None and not 0.0 <= args.open_share <= 1.0:
