@@ -107,8 +107,9 @@ def test_categories_are_configured_values_each_well_represented(book: pd.DataFra
         mix = book[column].value_counts(normalize=True)
         assert set(mix.index) <= set(values), column
         for value in values:
-            # The rarest documented value is legal action (about 5 % of loans).
-            assert mix.get(value, 0.0) >= 0.03, (column, value)
+            # The rarest documented values are the old policy's settlement offers and legal
+            # action (about 0.5 and 1.6 % of loans, rule 14).
+            assert mix.get(value, 0.0) >= 0.003, (column, value)
     assert checked == len(configured)
 
 
@@ -262,29 +263,7 @@ def test_pre_collection_features_predict_recovery_but_not_perfectly() -> None:
     assert 0.6 <= auc <= 0.95
 
 
-# --- collection follows the outcome ---
-
-
-def test_collection_attempts_follow_the_outcome(book: pd.DataFrame) -> None:
-    attempts = book["Collection_Attempts"]
-    recovered = book["Recovery_Status"] == "Fully Recovered"
-    assert attempts[recovered].between(0, 3).all()
-    assert attempts[~recovered].between(1, 10).all()
-    assert not recovered[attempts >= 4].any()
-    assert share(attempts >= 4) > 0.2
-
-
-def test_legal_action_only_for_about_half_the_written_off(book: pd.DataFrame) -> None:
-    legal = book["Legal_Action_Taken"] == "Yes"
-    written_off = book["Recovery_Status"] == "Written Off"
-    assert (book.loc[legal, "Recovery_Status"] == "Written Off").all()
-    assert share(legal[written_off]) == pytest.approx(0.5, abs=0.05)
-
-
-def test_tough_collection_methods_lean_to_written_off(book: pd.DataFrame) -> None:
-    tough = book["Collection_Method"].isin(["Legal Notice", "Debt Collectors"])
-    status = book["Recovery_Status"]
-    assert share(tough[status == "Written Off"]) > share(tough[status == "Fully Recovered"]) + 0.1
+# Collection follows the action (rule 11): python_tests/test_simulated_lender.py.
 
 
 # --- writers ---
@@ -342,9 +321,11 @@ def test_truth_file_holds_every_loans_true_outcome(tmp_path: Path) -> None:
     write_loan_book(2_500, out, SEED, chunk_rows=1_000, open_share=0.4, truth_out=truth)
     written = pd.read_csv(truth)
     closed = generate_loan_book(2_500, seed=SEED, chunk_rows=1_000)
-    assert list(written.columns) == ["loan_id", "recovery_status"]
+    assert list(written.columns[:2]) == ["loan_id", "recovery_status"]
     assert written["loan_id"].tolist() == closed["Loan_ID"].tolist()
-    assert written["recovery_status"].tolist() == closed["Recovery_Status"].tolist()
+    # An open loan's truth is its outcome under reminders (the old policy's usual action).
+    reminded = closed["Collection_Method"].isin(["Calls", "Debt Collectors"])
+    assert (written["recovery_status"] == closed["Recovery_Status"])[reminded].all()
     assert pd.read_csv(out)["Recovery_Status"].isna().sum() > 800
 
 

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, NoReturn, TextIO
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 from loan_recovery.errors import (
     EXIT_BAD_INPUT,
@@ -26,6 +26,9 @@ from loan_recovery.errors import (
     Interrupted,
 )
 from loan_recovery.modelling.status import FROZEN
+
+if TYPE_CHECKING:
+    from loan_recovery.generate.next_month import NextMonth
 
 GENERATE_SUFFIXES = (".csv", ".parquet")
 
@@ -57,43 +60,105 @@ def _fail(command: str, message: str, code: int) -> int:
     return code
 
 
+def _check_generate_arguments(args: argparse.Namespace) -> str | None:
+    """The one-line reason these generate arguments are unusable, or None (exit 2)."""
+    from loan_recovery.generate.book import MAX_ROWS
+
+    if args.next_from is None and args.decisions is not None:
+        return "--decisions needs --next-from (the book whose open loans it decided)"
+    if args.next_from is not None and args.decisions is None:
+        return "--next-from needs --decisions (the served DuckDB file with decision_log)"
+    if args.rows is None and args.next_from is None:
+        return "--rows is required (or --next-from to continue a book)"
+    if args.rows is not None and not 0 <= args.rows <= MAX_ROWS:
+        return f"--rows must be 0 or more and at most {MAX_ROWS:,}, got {args.rows}"
+    if args.seed < 0:
+        return f"--seed must be 0 or more, got {args.seed}"
+    if args.open_share is not None and not 0.0 <= args.open_share <= 1.0:
+        return f"--open-share must be between 0 and 1, got {args.open_share}"
+    outputs = [("--out", args.out), ("--truth-out", args.truth_out)]
+    for option, name in outputs:
+        if name is not None and Path(name).suffix.lower() not in GENERATE_SUFFIXES:
+            return f"{option} {name}: the name must end in .csv or .parquet"
+    named = [(o, n) for o, n in [*outputs, ("--next-from", args.next_from)] if n is not None]
+    named += [("--decisions", args.decisions)] if args.decisions is not None else []
+    resolved = [Path(name).resolve() for _, name in named]
+    for index, (option, name) in enumerate(named):
+        if resolved[index] in resolved[:index]:
+            other = named[resolved.index(resolved[index])][0]
+            return f"{option} {name} is also {other}: each file must be a different one"
+    return None
+
+
 def _generate(args: argparse.Namespace) -> int:
+    from loan_recovery.errors import os_error_reason
     from loan_recovery.generate import BASE, DRIFTED, write_loan_book
+    from loan_recovery.generate.next_month import UnusableInputError, write_next_month
 
+    problem = _check_generate_arguments(args)
+    if problem is not None:
+        return _fail("generate", problem, EXIT_USAGE)
     out = Path(args.out)
-    if args.rows < 0:
-        return _fail("generate", f"--rows must be 0 or more, got {args.rows}", EXIT_USAGE)
-    if out.suffix.lower() not in GENERATE_SUFFIXES:
-        return _fail("generate", f"--out {out}: the name must end in .csv or .parquet", EXIT_USAGE)
     truth = Path(args.truth_out) if args.truth_out else None
-    if not 0.0 <= args.open_share <= 1.0:
-        return _fail(
-            "generate", f"--open-share must be between 0 and 1, got {args.open_share}", EXIT_USAGE
-        )
-    if truth is not None and truth.suffix.lower() not in GENERATE_SUFFIXES:
-        return _fail(
-            "generate", f"--truth-out {truth}: the name must end in .csv or .parquet", EXIT_USAGE
-        )
+    population = DRIFTED if args.drift else BASE
     try:
-        written = write_loan_book(
-            rows=args.rows,
-            out=out,
-            seed=args.seed,
-            open_share=args.open_share,
-            truth_out=truth,
-            population=DRIFTED if args.drift else BASE,
-        )
+        with _signals_interrupt():
+            if args.next_from is not None:
+                summary = write_next_month(
+                    Path(args.next_from),
+                    Path(args.decisions),
+                    out,
+                    truth,
+                    seed=args.seed,
+                    new_rows=args.rows,
+                    open_share=1.0 if args.open_share is None else args.open_share,
+                    population=population,
+                )
+            else:
+                written = write_loan_book(
+                    rows=args.rows,
+                    out=out,
+                    seed=args.seed,
+                    open_share=args.open_share or 0.0,
+                    truth_out=truth,
+                    population=population,
+                )
+    except UnusableInputError as error:
+        return _fail("generate", str(error), EXIT_BAD_INPUT)
+    except Interrupted as stop:
+        reason = f"interrupted ({stop.signal_name}): nothing written, {out} unchanged"
+        return _fail("generate", reason, EXIT_FAILED)
     except (OSError, ValueError) as error:
-        from loan_recovery.errors import os_error_reason
-
         reason = os_error_reason(error, out) if isinstance(error, OSError) else str(error)
         return _fail("generate", reason, EXIT_FAILED)
+    truth_note = f"; true outcomes and probabilities to {truth}" if truth else ""
+    if args.next_from is not None:
+        _print_next_month(summary, args.next_from, out)
+        print(f"  seed {args.seed}{truth_note}")
+        return EXIT_OK
     opened = f", {args.open_share:.0%} open" if args.open_share else ""
-    print(
-        f"wrote {args.rows} loans to {written}{opened}"
-        + (f"; true outcomes to {truth}" if truth else "")
-    )
+    print(f"wrote {args.rows} loans to {written}{opened}{truth_note}")
     return EXIT_OK
+
+
+def _print_next_month(summary: NextMonth, previous: str, out: Path) -> None:
+    """What next month's book holds: history kept, open loans resolved by action, new loans."""
+    resolved = sum(summary.resolved_now.values())
+    cycle = f"cycle {summary.as_of_date}" if summary.as_of_date else "an empty decision_log"
+    actions = ", ".join(f"{count} {action}" for action, count in summary.resolved_now.items())
+    print(f"wrote next month's book to {out} from {previous}")
+    print(f"  {summary.kept_resolved} resolved loans kept as they were")
+    print(
+        f"  {resolved} open loans resolved ({actions}) as {cycle} assigned; "
+        f"{summary.unlogged} had no logged decision and got reminders"
+    )
+    if summary.logged_not_open:
+        print(
+            f"  {summary.logged_not_open} logged decisions name loans not open in "
+            f"{previous}: not applied"
+        )
+    first = f", from {summary.first_new_loan}" if summary.first_new_loan else ""
+    print(f"  {summary.new_loans} new loans{first}, {summary.new_open} of them open")
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -250,7 +315,12 @@ def build_parser() -> argparse.ArgumentParser:
     generate = commands.add_parser(
         "generate", help="write a deterministic synthetic loan book (CSV or Parquet)"
     )
-    generate.add_argument("--rows", type=int, required=True, help="number of loans")
+    generate.add_argument(
+        "--rows",
+        type=int,
+        help="number of loans, at most 100,000,000 (with --next-from: new loans; "
+        "default as many as were open)",
+    )
     generate.add_argument(
         "--out", required=True, help="output file; .csv or .parquet picks the format"
     )
@@ -258,12 +328,25 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument(
         "--open-share",
         type=float,
-        default=0.0,
-        help="share of loans still open: no Recovery_Status or collection columns (default 0)",
+        help="share of loans still open: no Recovery_Status or collection columns "
+        "(default 0; with --next-from: share of the new loans, default 1)",
     )
     generate.add_argument(
         "--truth-out",
-        help="also write each loan's true outcome (loan_id, recovery_status) to this .csv/.parquet",
+        help="also write each loan's true outcome, P(full recovery) per action and the action "
+        "it was collected under to this .csv/.parquet",
+    )
+    generate.add_argument(
+        "--next-from",
+        metavar="PREVIOUS_BOOK",
+        help="write next month's book: PREVIOUS_BOOK's open loans resolve under the actions "
+        "--decisions logged, history is kept, new open loans are added",
+    )
+    generate.add_argument(
+        "--decisions",
+        metavar="SERVED_DB",
+        help="with --next-from: the served DuckDB file whose decision_log (newest cycle) "
+        "assigned the open loans' actions; read-only",
     )
     generate.add_argument(
         "--drift",

@@ -6,7 +6,9 @@ One row per loan, the 21 columns of ``loan_book_columns`` in ``dbt_project.yml``
 public file's marginal mixes are kept, but unlike it the columns are tied
 together, so that segments differ and a risk model has something to find.
 
-Generating rules, applied to every loan:
+Generating rules, applied to every loan (1-9 and 12 are drawn here; 10, 11 and
+13-15, what collection does, by the simulated lender in
+:mod:`loan_recovery.generate.lender`):
 
 1. Borrower. Age is uniform 21..64. Gender is Male 62 %. Employment is
    Salaried 58 %, Self-Employed 31 %, Business Owner 11 %. Monthly_Income is
@@ -40,19 +42,24 @@ Generating rules, applied to every loan:
    carry the other label (bureau flags are noisy).
 9. Outstanding_Loan_Amount is the scheduled balance after the months elapsed
    plus the missed instalments (arrears), capped at Loan_Amount, 2 decimals.
-10. Recovery_Status depends only on what was known before collection: an
-    ordinal latent grows with missed payments, days past due and burden,
-    falls with collateral cover (collateral / outstanding, capped at 2), plus
-    Gaussian noise; fixed thresholds give about 59 % Fully Recovered, 31 %
-    Partially Recovered, 10 % Written Off. The noise is set so that a model
-    on the ten pre-collection features finds a real but imperfect signal
-    (RandomForest out-of-fold ROC AUC about 0.78 for "not Fully Recovered").
-11. Collection follows the outcome. Collection_Attempts is 0..3 when Fully
-    Recovered, 1..10 when Partially Recovered, 3..10 when Written Off.
-    Collection_Method leans to Calls when recovered and to Legal Notice and
-    Debt Collectors when written off. Legal_Action_Taken is "Yes" for half
-    of the written-off loans and "No" for every other loan.
-
+10. Recovery_Status depends on what was known before collection and on the
+    action taken. An ordinal latent grows with missed payments, days past
+    due and burden, falls with collateral cover (collateral / outstanding,
+    capped at 2); the action's shift (rule 13) is added, then Gaussian noise
+    (sd 1.5) drawn once per loan (rule 15). Fixed thresholds (0.51, 2.72)
+    give, on a book collected under the old policy (rule 14), about 59 %
+    Fully Recovered, 31 % Partially Recovered, 10 % Written Off. A model on
+    the ten pre-collection features of the resolved loans finds a real but
+    imperfect signal (RandomForest out-of-bag ROC AUC about 0.78 on 4,000
+    loans, 0.80 on 20,000).
+11. Collection follows the action, never the outcome. Collection_Method is
+    Legal Notice under legal action, Settlement Offer under settlement, and
+    under reminders Calls, or Debt Collectors once two or more payments are
+    missed. Legal_Action_Taken is "Yes" exactly when legal action was taken.
+    Collection_Attempts is uniform in 0..5 (reminders), 1..6 (settlement) or
+    3..10 (legal), from the loan's own random number (rule 15). On a fresh
+    book about 79 % Calls, 19 % Debt Collectors, 1.6 % Legal Notice and
+    0.5 % Settlement Offer.
 12. Population. A :class:`Population` can shift the book away from the one
     above, for drift monitoring: ``income_scale`` multiplies every monthly
     income (before loan sizes are drawn, so loans shrink with it) and
@@ -60,6 +67,37 @@ Generating rules, applied to every loan:
     more payments are missed and days past due grow, and recovery worsens
     through rule 10. :data:`DRIFTED` (incomes 30 % lower, propensity +1.3)
     is the documented drifted population (``loan-recovery generate --drift``).
+13. True action effects (:mod:`loan_recovery.generate.lender`). Every loan has
+    a true probability of full recovery under each action (reminders,
+    settlement, legal): the latent of rule 10 shifted by the action. Reminders
+    are the baseline (no shift). Settlement shifts it by -4.8 x stretch, where
+    stretch ramps from 0 at an EMI / income burden of 0.15 to 1 at 0.45: it
+    helps stretched borrowers settle, and does nothing for those who can pay.
+    Legal action shifts it by 0.4 - 5.0 x security x arrears: security ramps
+    with collateral cover from 0.4 to 1.0 (the balance is enforceable),
+    arrears with days past due from 0 to 90; without security, or barely
+    delinquent, only the +0.4 of costs and a damaged relationship remains.
+    Under the provisional economics of :mod:`loan_recovery.generate.economics`
+    the best action per open loan is worth about 8 % more expected net value
+    than reminders for everyone (``benchmarks/simulated_lender_value.py``).
+    The effects are pluggable (``ActionEffects``); ``SegmentStepEffects`` is
+    a second truth, built on other columns as steps, for issue 28's tests.
+14. The old policy. The resolved loans of a fresh book were collected by the
+    lender's old rule, never at random: legal action at 150 or more days past
+    due, else settlement for burdens of 0.6 or more with three or more missed
+    payments, else reminders (about 1.6 %, 0.5 % and 98 % of loans). Their
+    outcomes are therefore confounded with the action (the rule picks the
+    action from the same facts that drive recovery, and no loan of a kind
+    ever got another action): effects must never be learned from them, only
+    from randomised decisions (issue 28). An open loan's outcome in the truth
+    file is its outcome under reminders, so a loan the old policy left to
+    reminders has the same outcome open or resolved, whatever the open share.
+15. Per-loan random numbers. The outcome noise (rule 10) and the attempts
+    (rule 11) come from uniforms keyed by a stable hash of the loan id and the
+    seed, not from the chunk's stream: a loan draws the same noise under every
+    action (common random numbers), in any book, and next month's book
+    (``generate --next-from``) resolves a loan reproducibly under whatever
+    action the decision log assigned it.
 """
 
 from __future__ import annotations
@@ -144,45 +182,6 @@ MISSED_TAIL_RATE = 1.2  # Poisson mean per unit of propensity above the last thr
 MAX_MISSED = 12
 HISTORY_NOISE = 0.10
 
-# Recovery outcome: ordinal latent coefficients, noise and thresholds. The noise sets how
-# predictable recovery is (a RandomForest on the ten pre-collection features reaches an
-# out-of-fold ROC AUC near 0.78); the thresholds were calibrated like MISSED_THRESHOLDS
-# to give about 59 / 31 / 10 %.
-OUTCOME_MISSED = 0.35
-OUTCOME_DPD = 0.01  # per day past due
-OUTCOME_BURDEN = 3.0
-OUTCOME_COVER = 1.0  # per unit of collateral / outstanding (capped at MAX_COVER)
-MAX_COVER = 2.0
-OUTCOME_NOISE = 1.5
-OUTCOME_THRESHOLDS = (0.54, 2.82)  # Fully | Partially | Written Off
-
-ATTEMPTS_RANGE = {
-    "Fully Recovered": (0, 3),
-    "Partially Recovered": (1, 10),
-    "Written Off": (3, 10),
-}
-METHOD_WEIGHTS = {
-    "Fully Recovered": {
-        "Calls": 0.34,
-        "Settlement Offer": 0.26,
-        "Debt Collectors": 0.20,
-        "Legal Notice": 0.20,
-    },
-    "Partially Recovered": {
-        "Calls": 0.25,
-        "Settlement Offer": 0.27,
-        "Debt Collectors": 0.25,
-        "Legal Notice": 0.23,
-    },
-    "Written Off": {
-        "Calls": 0.15,
-        "Settlement Offer": 0.20,
-        "Debt Collectors": 0.30,
-        "Legal Notice": 0.35,
-    },
-}
-LEGAL_ACTION_SHARE_WRITTEN_OFF = 0.5
-
 # --- category helpers ---
 
 
@@ -220,15 +219,6 @@ def _draw_codes(rng: np.random.Generator, probabilities: np.ndarray, n: int) -> 
     cumulative = np.cumsum(probabilities) / probabilities.sum()
     codes = np.searchsorted(cumulative, rng.random(n), side="right")
     return np.minimum(codes, len(probabilities) - 1).astype(np.int8)
-
-
-def _draw_conditional_codes(
-    rng: np.random.Generator, probabilities: np.ndarray, given: np.ndarray
-) -> np.ndarray:
-    """Codes drawn per row from the distribution in row ``given`` of a probability table."""
-    cumulative = np.cumsum(probabilities, axis=1) / probabilities.sum(axis=1, keepdims=True)
-    u = rng.random(len(given))
-    return (u[:, None] >= cumulative[given, :-1]).sum(axis=1).astype(np.int8)
 
 
 # --- one concern per helper ---
@@ -372,64 +362,14 @@ def _repayment(
     }
 
 
-def _recovery_outcome(
-    rng: np.random.Generator, borrower: Columns, terms: Columns, repayment: Columns
-) -> np.ndarray:
-    """Recovery_Status codes from pre-collection facts only, with noise (rule 10)."""
-    burden = terms["monthly_emi"] / borrower["monthly_income"]
-    cover = np.minimum(terms["collateral_value"] / repayment["outstanding_loan_amount"], MAX_COVER)
-    latent = (
-        OUTCOME_MISSED * repayment["num_missed_payments"]
-        + OUTCOME_DPD * repayment["days_past_due"]
-        + OUTCOME_BURDEN * burden
-        - OUTCOME_COVER * cover
-        + rng.normal(0.0, OUTCOME_NOISE, size=len(burden))
-    )
-    partial, written_off = OUTCOME_THRESHOLDS
-    codes = np.where(
-        latent < partial,
-        code_of("recovery_status", "Fully Recovered"),
-        np.where(
-            latent < written_off,
-            code_of("recovery_status", "Partially Recovered"),
-            code_of("recovery_status", "Written Off"),
-        ),
-    )
-    return codes.astype(np.int8)
-
-
-def _collection(rng: np.random.Generator, outcome: np.ndarray) -> Columns:
-    """Collection effort recorded after the outcome: attempts, method, legal action (rule 11)."""
-    n = len(outcome)
-    low = _by_code("recovery_status", {k: v[0] for k, v in ATTEMPTS_RANGE.items()})
-    high = _by_code("recovery_status", {k: v[1] for k, v in ATTEMPTS_RANGE.items()})
-    attempts = rng.integers(low[outcome].astype(np.int64), high[outcome].astype(np.int64) + 1)
-
-    methods = np.stack(
-        [
-            _by_code("collection_method", METHOD_WEIGHTS[status])
-            for status in values_of("recovery_status")
-        ]
-    )
-    method = _draw_conditional_codes(rng, methods, outcome)
-
-    written_off = outcome == code_of("recovery_status", "Written Off")
-    legal = written_off & (rng.random(n) < LEGAL_ACTION_SHARE_WRITTEN_OFF)
-    legal_codes = np.where(
-        legal, code_of("legal_action_taken", "Yes"), code_of("legal_action_taken", "No")
-    )
-    return {
-        "recovery_status": outcome,
-        "collection_attempts": attempts,
-        "collection_method": method,
-        "legal_action_taken": legal_codes.astype(np.int8),
-    }
-
-
 def draw_loans(rng: np.random.Generator, n: int, population: Population = BASE) -> Columns:
-    """Every generated column of ``n`` loans, drawn by rules 1-12 in order from one stream."""
+    """The pre-collection columns of ``n`` loans, drawn by rules 1-9 and 12 from one stream.
+
+    What collection does next (rules 10, 11, 13-15) is the simulated lender's
+    job (:mod:`loan_recovery.generate.lender`): it depends on the action taken,
+    which the book decides.
+    """
     borrower = _borrower_profile(rng, n, population)
     terms = _loan_terms(rng, borrower)
     repayment = _repayment(rng, borrower, terms, population)
-    collection = _collection(rng, _recovery_outcome(rng, borrower, terms, repayment))
-    return {**borrower, **terms, **repayment, **collection}
+    return {**borrower, **terms, **repayment}
