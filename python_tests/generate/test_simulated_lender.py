@@ -319,6 +319,11 @@ def test_the_truth_file_still_grades_a_build(tmp_path: Path, fresh) -> None:
         )
         connection.register("frame", frame)
         connection.execute("create table main.recovery_strategies as select * from frame")
+        catalog = project_dir() / "seeds" / "recovery_strategy_catalog.csv"
+        connection.execute(
+            "create table main.recovery_strategy_catalog as select * from read_csv(?)",
+            [str(catalog)],
+        )
     graded = grade_open_loans.grade(database, truth_path)
     assert graded["open_loans"] == int(loans["Recovery_Status"].isna().sum())
     assert graded["auc_outcome"][0] > 0.75  # the true probabilities rank the truth well
