@@ -11,8 +11,8 @@ makes the rename atomic)::
     S.builds/<build_id>/    loan_recovery.duckdb (the build file), models/, target/, logs/
 
 ``S`` is whatever the user names with ``--db``, so before anything is built
-the target is checked: a directory, or an existing file that is not a
-DuckDB file holding ``build_info``, is refused. A build never replaces a
+the target is checked: a directory, or an existing file that is not one of
+our builds (:func:`not_our_build`), is refused. A build never replaces a
 file that is not one of ours.
 """
 
@@ -30,8 +30,10 @@ from pathlib import Path
 import duckdb
 
 from loan_recovery.build_info import TABLE as BUILD_INFO_TABLE
+from loan_recovery.build_info import read as read_build_info
 from loan_recovery.build_info import utc_now
 from loan_recovery.config import database_path
+from loan_recovery.dbt_results import first_meaningful_line
 from loan_recovery.duckdb_file import is_duckdb_file
 from loan_recovery.errors import EXIT_USAGE, BuildError, os_error_reason
 
@@ -147,20 +149,43 @@ def new_build_id(now: datetime | None = None) -> str:
     return f"{moment:%Y%m%dT%H%M%S}Z-{secrets.token_hex(3)}"
 
 
-def holds_build_info(path: Path) -> bool:
-    """True when ``path`` is a DuckDB file with a ``build_info`` table: a build of ours."""
+OWN_TABLES = ("main.run_settings", "staging.stg_loans")
+"""Tables every build of ours serves (the run's settings, the clean loans): with a
+``build_info`` row, what tells our build from a file that only shares a table name."""
+
+
+def not_our_build(path: Path) -> str | None:
+    """Why the file at ``path`` is not a build of ours, or None when it is one.
+
+    Ours means all of: a DuckDB file; ``build_info`` exactly as this version
+    writes it (BuildInfo's columns, one row, read by ``build_info.read``);
+    a build id of :data:`BUILD_ID`'s form; and the served tables
+    :data:`OWN_TABLES`. A table named ``build_info`` alone is no proof: a
+    warehouse may well have one, and replacing it would lose its other tables.
+    """
     if not is_duckdb_file(path):
-        return False
-    schema, table = BUILD_INFO_TABLE.split(".")
+        return "not a DuckDB file"
     try:
         with duckdb.connect(str(path), read_only=True) as connection:
-            row = connection.execute(
-                "select count(*) from duckdb_tables() where schema_name = ? and table_name = ?",
-                [schema, table],
-            ).fetchone()
-    except duckdb.Error:
-        return False
-    return bool(row and row[0])
+            tables = {
+                f"{schema}.{table}"
+                for schema, table in connection.execute(
+                    "select schema_name, table_name from duckdb_tables()"
+                ).fetchall()
+            }
+            if BUILD_INFO_TABLE not in tables:
+                return "no DuckDB build_info table"
+            info = read_build_info(connection)
+    except duckdb.Error as error:
+        return f"DuckDB cannot open it read-only: {first_meaningful_line(str(error))}"
+    if info is None:
+        return "its build_info is not the one loan-recovery writes: other columns, or not one row"
+    if not BUILD_ID.match(info.build_id):
+        return f"its build_info names build {info.build_id!r}, not a loan-recovery build id"
+    missing = [table for table in OWN_TABLES if table not in tables]
+    if missing:
+        return f"no table {', '.join(missing)}"
+    return None
 
 
 def check_served_path(paths: ServedPaths) -> None:
@@ -203,11 +228,12 @@ def check_replaceable(path: Path, role: str) -> None:
         )
     if not stat.S_ISREG(info.st_mode):
         raise BuildError("db", f"{role} {path} is not a regular file", exit_code=EXIT_USAGE)
-    if not holds_build_info(path):
+    why = not_our_build(path)
+    if why is not None:
         raise BuildError(
             "db",
-            f"{role} {path} exists and is not a loan-recovery build (no DuckDB build_info "
-            "table); refusing to replace it. Choose another --db or move the file away",
+            f"{role} {path} exists and is not a loan-recovery build ({why}); refusing to "
+            "replace it. Choose another --db or move the file away",
             exit_code=EXIT_USAGE,
         )
 
