@@ -289,10 +289,10 @@ def _models(args: argparse.Namespace) -> int:
         from loan_recovery.errors import os_error_reason
 
         return _fail(command, os_error_reason(error), EXIT_FAILED)
-    if not listed:
-        print(f"no models in the registry {registry}: a `loan-recovery build` saves them")
-        return EXIT_OK
     print(f"registry {registry}")
+    if not listed:
+        print("  no models yet: a `loan-recovery build` that trains saves them")
+        return EXIT_OK
     print(f"{'version':<12}  {'created (UTC)':<20}  {'training rows':>13}  {'AUC':>6}  approved")
     for row in listed:
         auc = f"{row.roc_auc:.3f}" if row.roc_auc is not None else "-"
@@ -384,13 +384,17 @@ def build_parser() -> argparse.ArgumentParser:
     models = commands.add_parser(
         "models", help="the model registry: list the saved models, approve one"
     )
-    models.add_argument(
-        "--db", help="served DuckDB file whose registry to use (default as for build)"
-    )
+    db_help = "served DuckDB file whose registry to use (default as for build)"
+    models.add_argument("--db", help=db_help)
     actions = models.add_subparsers(dest="action", required=True, parser_class=_Parser)
-    actions.add_parser("list", help="every saved model: version, created, training rows, AUC")
+    listing = actions.add_parser(
+        "list", help="every saved model: version, created, training rows, AUC"
+    )
     approving = actions.add_parser("approve", help="approve a version: --model approved uses it")
     approving.add_argument("version", help="a version as `models list` prints it")
+    for action in (listing, approving):
+        # Also after the subcommand (`models list --db X`); SUPPRESS keeps a --db given before it.
+        action.add_argument("--db", help=db_help, default=argparse.SUPPRESS)
     models.set_defaults(handler=_models)
 
     rollback = commands.add_parser(

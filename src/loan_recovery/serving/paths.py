@@ -18,7 +18,6 @@ file that is not one of ours.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import secrets
@@ -34,8 +33,12 @@ from loan_recovery.build_info import read as read_build_info
 from loan_recovery.build_info import utc_now
 from loan_recovery.config import database_path
 from loan_recovery.dbt_results import first_meaningful_line
+from loan_recovery.directories import DIRECTORY_MODE as DIRECTORY_MODE
+from loan_recovery.directories import make_directory as make_directory
 from loan_recovery.duckdb_file import is_duckdb_file
 from loan_recovery.errors import EXIT_USAGE, BuildError, os_error_reason
+
+# DIRECTORY_MODE and make_directory are re-exported: serving creates its folders through paths.
 
 BUILD_FILE_NAME = "loan_recovery.duckdb"
 """The build file's name inside its directory: a plain identifier, whatever ``--db`` is.
@@ -47,8 +50,6 @@ file is renamed to the served name on publish and readers see that stem.
 """
 
 BUILD_ID = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{6}$")
-DIRECTORY_MODE = 0o750
-"""Build directories hold loan data and logs: owner and group only, never world-writable."""
 
 
 @dataclass(frozen=True)
@@ -236,20 +237,6 @@ def check_replaceable(path: Path, role: str) -> None:
             "replace it. Choose another --db or move the file away",
             exit_code=EXIT_USAGE,
         )
-
-
-def make_directory(path: Path) -> None:
-    """Create ``path`` and missing parents, none of them group- or world-writable."""
-    missing = []
-    current = path
-    while not current.exists():
-        missing.append(current)
-        current = current.parent
-    for directory in reversed(missing):
-        with contextlib.suppress(FileExistsError):
-            directory.mkdir(mode=DIRECTORY_MODE)
-            # mkdir's mode is filtered by the umask; never let it add write for others.
-            os.chmod(directory, stat.S_IMODE(directory.stat().st_mode) & ~0o022)
 
 
 def build_directories(paths: ServedPaths) -> list[Path]:
