@@ -6,8 +6,12 @@
       changed category list would silently re-label every loan;
     - no --vars value may hold Jinja: dbt renders string vars as templates,
       so '{{ ... }}' in a value would run as code;
-    - thresholds are numbers in [0, 1], settlement not above legal; counts
-      are whole numbers in range; the path is text.
+    - every number is bounded on both sides: thresholds in [0, 1],
+      settlement not above legal; counts, trees, sample rows, the seed and
+      capacities are whole numbers in a generous range (a value beyond it
+      would only fail deep inside a model); the ratio is in [1, 100]; the
+      path is text. python_tests/project/test_run_var_bounds.py checks every
+      numeric setting on both sides.
     Every message starts with "invalid --vars", which `loan-recovery build`
     reports with exit code 2.
 -#}
@@ -41,22 +45,35 @@
         ) }}
     {%- endif -%}
 
-    {%- for name, minimum in [('n_segments', 2), ('segmentation_sample_rows', 2), ('scoring_sample_rows', 2), ('scoring_trees', 1), ('random_state', 0), ('min_resolved_loans', 2), ('outcome_sample_rows', 2), ('outcome_trees', 1)] -%}
+    {#- Whole-number settings and their ranges: generous, but a value beyond them
+        would only fail deep inside a model (a forest of 1e20 trees, a sample
+        larger than any book, a seed numpy cannot take). -#}
+    {%- set whole_numbers = [
+        ('n_segments', 2, 1000),
+        ('segmentation_sample_rows', 2, 10000000),
+        ('scoring_sample_rows', 2, 10000000),
+        ('outcome_sample_rows', 2, 10000000),
+        ('scoring_trees', 1, 1000),
+        ('outcome_trees', 1, 1000),
+        ('random_state', 0, 4294967295),
+        ('min_resolved_loans', 2, 10000000),
+    ] -%}
+    {%- for name, lowest, highest in whole_numbers -%}
         {%- set value = var(name) -%}
-        {%- if value is not number or value is boolean or value != value | int or value < minimum -%}
-            {{ exceptions.raise_compiler_error("invalid --vars: " ~ name ~ " must be a whole number of at least " ~ minimum ~ ", got " ~ value) }}
+        {%- if value is not number or value is boolean or value < lowest or value > highest or value != value | int -%}
+            {{ exceptions.raise_compiler_error("invalid --vars: " ~ name ~ " must be a whole number from " ~ lowest ~ " to " ~ highest ~ ", got " ~ value) }}
         {%- endif -%}
     {%- endfor -%}
 
     {%- set ratio = var('max_outstanding_to_loan_ratio') -%}
-    {%- if ratio is not number or ratio is boolean or ratio < 1 -%}
-        {{ exceptions.raise_compiler_error("invalid --vars: max_outstanding_to_loan_ratio must be a number of at least 1, got " ~ ratio) }}
+    {%- if ratio is not number or ratio is boolean or not (1 <= ratio <= 100) -%}
+        {{ exceptions.raise_compiler_error("invalid --vars: max_outstanding_to_loan_ratio must be a number from 1 to 100, got " ~ ratio) }}
     {%- endif -%}
 
     {%- for name in ['legal_capacity', 'settlement_capacity'] -%}
         {%- set value = var(name) -%}
-        {%- if value is not none and (value is not number or value is boolean or value != value | int or value < 0) -%}
-            {{ exceptions.raise_compiler_error("invalid --vars: " ~ name ~ " must be a whole number of at least 0, or null for unlimited, got " ~ value) }}
+        {%- if value is not none and (value is not number or value is boolean or value < 0 or value > 1000000000 or value != value | int) -%}
+            {{ exceptions.raise_compiler_error("invalid --vars: " ~ name ~ " must be a whole number from 0 to 1000000000, or null for unlimited, got " ~ value) }}
         {%- endif -%}
     {%- endfor -%}
 
