@@ -163,11 +163,18 @@ def _print_next_month(summary: NextMonth, previous: str, out: Path) -> None:
 
 def _report(args: argparse.Namespace) -> int:
     from loan_recovery.config import database_path
-    from loan_recovery.report import ReportError, default_report_path, write_report
+    from loan_recovery.report import (
+        ReportError,
+        ReportTargetError,
+        default_report_path,
+        write_report,
+    )
 
     database = Path(args.db) if args.db else database_path()
     try:
         written = write_report(database, Path(args.out) if args.out else default_report_path())
+    except ReportTargetError as error:
+        return _fail("report", str(error), EXIT_USAGE)
     except ReportError as error:
         return _fail("report", str(error), EXIT_BAD_INPUT)
     except OSError as error:
@@ -362,7 +369,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--db", help="built DuckDB file (default: $LOAN_RECOVERY_DB, else loan_recovery.duckdb)"
     )
     report.add_argument(
-        "--out", help="HTML file to write (default: reports/loan_recovery_report.html)"
+        "--out",
+        help="HTML file to write, a new name or an earlier report "
+        "(default: reports/loan_recovery_report.html)",
     )
     report.set_defaults(handler=_report)
 
