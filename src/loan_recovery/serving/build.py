@@ -44,6 +44,7 @@ from loan_recovery.serving import finalize as finalizing
 from loan_recovery.serving.artifacts import (
     MODEL_VERSION,
     Shift,
+    check_registry_writable,
     register_trained_models,
     requested_model,
     shifted_variables,
@@ -277,6 +278,13 @@ def _stage_model(build: _Build, wanted: str | None) -> None:
     build.log.write(f"scoring with frozen model {build.frozen}: nothing is trained in this build")
 
 
+def _check_registry(build: _Build) -> None:
+    """Step ``register``, before dbt: a training build can save its models in the registry."""
+    if build.frozen is None:
+        build.log.enter("register", "(before dbt: can the registry be written?)")
+        check_registry_writable(build.paths.served)
+
+
 def _run_dbt(build: _Build) -> DbtRun:
     """Step ``dbt``: the whole ``dbt build`` into the build file; any failure is one line."""
     build.log.enter(
@@ -402,6 +410,7 @@ def _build_steps(build: _Build, source: Path | None, model: str | None) -> Build
     try:
         _open_input(build, source)
         _stage_model(build, wanted)
+        _check_registry(build)
         run = _run_dbt(build)
         artifact = _register(build)
         info = _finalize(build, run, artifact)

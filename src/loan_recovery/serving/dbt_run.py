@@ -132,6 +132,9 @@ def run_dbt(
 ) -> DbtRun:
     """Run ``dbt build`` into the build file; its output goes to the build's logs."""
     command, environment = dbt_command(build_dir, root, settings, loans)
+    # dbt and the Python models would create these with the umask's mode (often 755).
+    make_directory(build_dir.target)
+    make_directory(build_dir.models)
     with build_dir.dbt_output.open("w", encoding="utf-8") as output:
         process = subprocess.Popen(
             command,
