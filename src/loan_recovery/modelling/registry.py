@@ -39,7 +39,7 @@ write the whole registry (file permissions guard against that).
 
 Writers (register, approve) hold ``.lock`` (flock), so two builds saving
 into one registry never lose each other's record; a scratch folder a killed
-register left behind is removed by the next one, and never listed.
+register left behind is removed by the next writer, and never listed.
 
 The registry is ``$LOAN_RECOVERY_REGISTRY``, else ``<served file>.registry``
 beside the DuckDB file (``loan_recovery.duckdb.registry`` by default).
@@ -582,6 +582,7 @@ def approve(version: str, registry: Path, *, approved_at: str) -> Artifact:
     if not (registry / version / MANIFEST).is_file():
         open_artifact(version, registry)  # says which versions there are
     with registry_lock(registry):
+        clean_scratch(registry)
         artifact = open_artifact(version, registry)
         artifact.check_components()
         record = {
