@@ -67,7 +67,7 @@ import numpy as np
 import sklearn
 
 from loan_recovery.config import DB_PATH_ENV
-from loan_recovery.directories import make_directory
+from loan_recovery.files import make_directory
 from loan_recovery.modelling.model_store import (
     FILES,
     Component,

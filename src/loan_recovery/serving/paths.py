@@ -33,10 +33,10 @@ from loan_recovery.build_info import read as read_build_info
 from loan_recovery.build_info import utc_now
 from loan_recovery.config import database_path
 from loan_recovery.dbt_results import first_meaningful_line
-from loan_recovery.directories import DIRECTORY_MODE as DIRECTORY_MODE
-from loan_recovery.directories import make_directory as make_directory
-from loan_recovery.duckdb_file import is_duckdb_file
 from loan_recovery.errors import EXIT_USAGE, BuildError, os_error_reason
+from loan_recovery.files import DIRECTORY_MODE as DIRECTORY_MODE
+from loan_recovery.files import is_duckdb_file
+from loan_recovery.files import make_directory as make_directory
 
 # DIRECTORY_MODE and make_directory are re-exported: serving creates its folders through paths.
 
