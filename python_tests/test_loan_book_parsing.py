@@ -28,7 +28,9 @@ import duckdb
 import pytest
 
 from conftest import DBT, valid_loan
-from loan_recovery.config import loan_book_columns, project_dir
+from loan_recovery.config import loan_book_columns, max_line_bytes, project_dir
+from loan_recovery.errors import EXIT_BAD_INPUT, BuildError
+from loan_recovery.serving import loan_book
 from loan_recovery.serving.loan_book import open_loan_book
 
 COLUMNS = loan_book_columns()
@@ -70,6 +72,7 @@ class Reader:
 
     records: str
     data_lines: str
+    lines: str
     template: str
 
     def _on(self, path: Path, sql: str) -> str:
@@ -90,6 +93,12 @@ class Reader:
             ).fetchall()
         return [value for (value,) in found]
 
+    def physical_lines(self, connection: duckdb.DuckDBPyConnection, path: Path) -> list[Any]:
+        found = connection.execute(
+            f"select line from {self._on(path, self.lines)} order by line_number"
+        ).fetchall()
+        return [line for (line,) in found]
+
     def counted_lines(self, path: Path) -> int:
         with duckdb.connect() as connection:
             return connection.execute(
@@ -101,10 +110,12 @@ def _compile(workdir: Path, header: str) -> Reader:
     """dbt compiles the reader against a template file; cases swap in their own path."""
     template = workdir / f"template_{len(header)}.csv"
     template.write_text(header + "\n" + loan(1) + "\n", encoding="utf-8")
-    inline = (
-        "select * from {{ loan_book_source() }} "
-        + SPLIT
-        + " select * from {{ loan_book_data_lines() }}"
+    inline = SPLIT.join(
+        [
+            "select * from {{ loan_book_source() }}",
+            "select * from {{ loan_book_data_lines() }}",
+            "select * from {{ loan_book_lines(env_var('LOAN_RECOVERY_LOANS_FILE')) }}",
+        ]
     )
     environment = {
         **os.environ,
@@ -136,10 +147,10 @@ def _compile(workdir: Path, header: str) -> Reader:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     compiled = json.loads(done.stdout)["compiled"]
-    records, data_lines = compiled.split(SPLIT)
-    records = records.strip().removeprefix("select * from").strip()
-    data_lines = data_lines.strip().removeprefix("select * from").strip()
-    return Reader(records, data_lines, str(template))
+    records, data_lines, lines = (
+        part.strip().removeprefix("select * from").strip() for part in compiled.split(SPLIT)
+    )
+    return Reader(records, data_lines, lines, str(template))
 
 
 @pytest.fixture(scope="module")
@@ -256,6 +267,25 @@ def assert_lines_reconcile(reader: Reader, path: Path, expected: list[Any]) -> N
     data_lines = book.lines - 1
     assert sum(lines for _, lines, _, _ in expected) == data_lines
     assert reader.counted_lines(path) == data_lines
+
+
+def test_lines_are_the_lines_python_sees_in_random_files(
+    readers: dict[str, Reader], tmp_path: Path
+) -> None:
+    """Random text of CR, LF, commas, quotes and UTF-8, cut into lines as bytes.splitlines does."""
+    rng = random.Random(26)
+    alphabet = ["a", ",", '"', "\r", "\n", "\r\n", "é", "€", " ", "#", "\t", "\x1f\x1e\x1d\x1c"]
+    path = tmp_path / "random.csv"
+    connection = duckdb.connect()
+    for _ in range(150):
+        weights = [rng.random() for _ in alphabet]
+        text = "".join(rng.choices(alphabet, weights, k=rng.choice([1, 3, 10, 60, 400])))
+        data = (b"\xef\xbb\xbf" if rng.random() < 0.2 else b"") + text.encode()
+        path.write_bytes(data)
+        expected = [
+            piece.decode() or None for piece in data.removeprefix(b"\xef\xbb\xbf").splitlines()
+        ]
+        assert readers["21"].physical_lines(connection, path) == expected, data
 
 
 # --------------------------------------------------------------------------- malformed lines
@@ -420,6 +450,30 @@ SPANS: list[tuple[str, bytes, list[tuple[Any, ...]]]] = [
         [bad(1, NEVER_CLOSED.format(2)), ok(2, 2), ok(3, 3)],
     ),
     (
+        # Read as one field, the two lines would make a row of 22 fields, but
+        # Loan_ID is a column the pipeline reads: no line break may join it.
+        "a quote in a read column, closed on the next line",
+        joined(
+            H22,
+            loan(1, Loan_ID='"LN_1'),
+            'tail",' + ",".join(loan(1, notes="x").split(",")[7:]),
+            loan(2, notes=""),
+        ),
+        [bad(1, NEVER_CLOSED.format(2)), bad(2, "malformed row: 16 fields"), ok(3, 2)],
+    ),
+    (
+        # Read from inside the open note, line 4's quote would close it and
+        # leave a row of 22 fields, with 'a"' after the closing quote.
+        "an unclosed note, then a line whose last field is quoted",
+        joined(H22, loan(1, notes='"open'), loan(2, notes=""), loan(3, notes='"a"')),
+        [bad(1, NEVER_CLOSED.format(2)), ok(2, 2), ok(3, 3)],
+    ),
+    (
+        "a note closed by a line with one field too many",
+        joined(H22, loan(1, notes='"open'), 'end",extra', loan(2, notes="")),
+        [bad(1, NEVER_CLOSED.format(2)), bad(2, "malformed row: 2 fields"), ok(3, 2)],
+    ),
+    (
         "a closing line that opens the next note",
         # Line 3 closes line 2's note and, read alone, would open one; line 4
         # is then read on its own: its quote opens Borrower_ID, never closed.
@@ -486,3 +540,57 @@ def test_a_line_over_the_limit_stops_the_read_naming_its_line(
     path.write_bytes(joined(H21, loan(1), loan(2, Borrower_ID="X" * 9_000_000), loan(3)))
     with pytest.raises(duckdb.Error, match=r"(?i)line: 3\b"):
         readers["21"].rows(path)
+
+
+# --------------------------------------------------------------------------- before dbt runs
+
+LONG = "X" * 9_000_000  # over the 8 MiB limit
+
+
+STOPPING_LINES: list[tuple[str, bytes, str]] = [
+    ("long line, LF", joined(H21, loan(1), LONG, loan(2)), "line 3 is longer than 8 MiB"),
+    # DuckDB would count this one as line 5: it counts a CR LF as two line ends.
+    ("long line, CRLF", joined(H21, loan(1), LONG, end="\r\n"), "line 3 is longer than 8 MiB"),
+    ("long last line, no end", joined(H21, loan(1)) + LONG.encode(), "line 3 is longer"),
+    (
+        "not UTF-8, CRLF",
+        joined(H21, loan(1), end="\r\n") + b"BRW_\xff\r\n",
+        "line 3 is not UTF-8 text (byte 0xFF)",
+    ),
+    (
+        "latin-1 text",
+        joined(H21, "Jos\xe9", end="\n").replace(b"\xc3\xa9", b"\xe9"),
+        "line 2 is",
+    ),
+    ("ends inside a character", joined(H21) + b"caf\xc3", "line 2 is not UTF-8 text"),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "data", "problem"), STOPPING_LINES, ids=[c[0] for c in STOPPING_LINES]
+)
+def test_a_line_the_reader_would_stop_at_is_refused_with_its_line(
+    tmp_path: Path, case: str, data: bytes, problem: str
+) -> None:
+    path = tmp_path / "book.csv"
+    path.write_bytes(data)
+    with pytest.raises(BuildError) as caught:
+        open_loan_book(path).close()
+    assert caught.value.exit_code == EXIT_BAD_INPUT
+    assert caught.value.reason.startswith(f"loans_path '{path}': {problem}"), caught.value.reason
+
+
+def test_utf8_text_and_lines_just_under_the_limit_across_chunks_pass(tmp_path: Path) -> None:
+    """A character cut by a read chunk is whole; a line of exactly the limit is allowed."""
+    chunk = loan_book.CHUNK_BYTES
+    prefix = H21.encode() + b"\n"
+    cut = "é".encode()  # two bytes: the first ends a chunk, the second starts the next
+    filler = b"a" * (chunk - len(prefix) - 1)
+    longest = b"b" * max_line_bytes()
+    data = prefix + filler + cut + b"\r\n" + longest + b"\r\n" + loan(1).encode()
+    assert data[chunk - 1 : chunk + 1] == cut
+    path = tmp_path / "book.csv"
+    path.write_bytes(data)
+    book = open_loan_book(path)
+    book.close()
+    assert book.lines == 4
