@@ -290,6 +290,39 @@ def _malformed(directory: Path) -> Path:
     return path
 
 
+def _odd_line_ends(directory: Path) -> Path:
+    """Red team: a line holding only CR, a CR CR LF ending, a last line ending in a bare CR."""
+    header, *rows = book(directory).read_text().splitlines()
+    text = header + "\n"
+    for number, row in enumerate(rows):
+        if number == 10:
+            text += "\r\n"  # after file line 11: a line holding only CR (line 12, blank)
+        if number == 30:
+            text += row + "\r\r\n"  # file line 33 ends at CR; CR LF ends blank line 34
+        elif number == len(rows) - 1:
+            text += row + "\r"
+        else:
+            text += row + "\n"
+    path = directory / "line_ends.csv"
+    path.write_bytes(text.encode())
+    return path
+
+
+def _stray_quote(directory: Path) -> Path:
+    """Red team: an unclosed quote on line 78, a quoted field on line 89."""
+    header, *rows = book(directory).read_text().splitlines()
+    columns = header.split(",")
+    stray = rows[76].split(",")
+    stray[columns.index("Age")] = '"' + stray[columns.index("Age")]
+    rows[76] = ",".join(stray)
+    quoted = rows[87].split(",")
+    quoted[columns.index("Loan_ID")] = f'"{quoted[columns.index("Loan_ID")]}"'
+    rows[87] = ",".join(quoted)
+    path = directory / "stray_quote.csv"
+    path.write_text("\n".join([header, *rows]) + "\n")
+    return path
+
+
 def _peer_book(directory: Path) -> Path:
     """A peer project's kind of book: extra columns, Unemployed, outstanding above principal."""
     frame = generate_loan_book(ROWS, seed=4)
@@ -621,6 +654,34 @@ def _check_malformed(outcome: Outcome) -> None:
     assert served_rows(served) == ROWS - 3
 
 
+def _quarantined_lines(expected: list[tuple[int, str]], clean: int) -> Callable[[Outcome], None]:
+    def check(outcome: Outcome) -> None:
+        served = outcome.directory / "served.duckdb"
+        with duckdb.connect(str(served), read_only=True) as connection:
+            found = connection.execute(
+                "select source_line_number, reject_reason from main.quarantined_loans order by 1"
+            ).fetchall()
+            rows_in = connection.execute("select rows_in from main.build_info").fetchone()
+        assert found == expected, found
+        assert served_rows(served) == clean, served_rows(served)
+        assert rows_in == (clean + len(expected),), rows_in
+
+    return check
+
+
+def _check_stray_quote(outcome: Outcome) -> None:
+    _quarantined_lines(
+        [(78, "malformed row: a quote opened on line 78 is never closed")], ROWS - 1
+    )(outcome)
+    served = outcome.directory / "served.duckdb"
+    with duckdb.connect(str(served), read_only=True) as connection:
+        # The loans on lines 79 to 89 (the last with a quoted Loan_ID) all reached staging.
+        found = connection.execute(
+            "select count(*) from staging.stg_loans where source_row_number between 78 and 88"
+        ).fetchone()
+    assert found == (11,)
+
+
 def _check_peer(outcome: Outcome) -> None:
     served = outcome.directory / "served.duckdb"
     with duckdb.connect(str(served), read_only=True) as connection:
@@ -744,6 +805,22 @@ CASES: list[Case] = [
     # 4. Malformed rows are quarantined with their line; '#' rows are data.
     Case(
         "malformed rows", _build_of(_malformed), 0, "published build", "published", _check_malformed
+    ),
+    Case(
+        "CR line, CR CR LF and a bare CR at the end",
+        _build_of(_odd_line_ends),
+        0,
+        "published build",
+        "published",
+        _quarantined_lines([(12, "blank line"), (34, "blank line")], ROWS),
+    ),
+    Case(
+        "stray quote before a quoted field",
+        _build_of(_stray_quote),
+        0,
+        "published build",
+        "published",
+        _check_stray_quote,
     ),
     # 5. Reference lists cannot be overridden.
     Case(
@@ -987,7 +1064,13 @@ CASES: list[Case] = [
     ),
     Case("UTF-16 file", _build_of(_utf16), 3, "is UTF-16 text", "unchanged"),
     Case("gzip bytes", _build_of(_gzip_bytes), 3, "is gzip-compressed", "unchanged"),
-    Case("oversized field", _build_of(_oversized_field), 3, "CSV error on line 6", "unchanged"),
+    Case(
+        "oversized field",
+        _build_of(_oversized_field),
+        3,
+        "line 6 is longer than 8 MiB",
+        "unchanged",
+    ),
     Case(
         "--loans is a directory", _prepare_loans_dir, 3, "a directory, not a loan book", "unchanged"
     ),
