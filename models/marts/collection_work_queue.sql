@@ -33,6 +33,7 @@ final as (
         strategies.loss_probability,
         strategies.risk_score,
         strategies.score_source,
+        strategies.cell,
         strategies.capacity_limited,
         strategies.reason_code_1,
         strategies.reason_1,

@@ -41,6 +41,8 @@ final as (
         scored_loans.score_source,
         cast(strategies.amount_at_risk as double) as amount_at_risk,
         strategies.threshold_strategy_code,
+        strategies.cell,
+        strategies.intended_strategy_code,
         strategies.strategy_code,
         strategies.capacity_limited,
         strategy_catalog.recovery_strategy,

@@ -27,7 +27,14 @@ final as (
         outcome_sample_rows,
         outcome_trees,
         random_state,
-        model_version
+        model_version,
+        as_of_date,
+        experiment_id,
+        challenger_share,
+        explore_share,
+        challenger_legal_threshold,
+        challenger_settlement_threshold,
+        legal_min_days_past_due
     from settings
 
 )

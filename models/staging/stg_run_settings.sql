@@ -23,7 +23,15 @@ final as (
         cast({{ var('outcome_trees') }} as integer) as outcome_trees,
         cast({{ var('random_state') }} as bigint) as random_state,
         -- empty: this build trained its models; else the artifact it scored with
-        {{ sql_string(var('model_version')) }} as model_version
+        {{ sql_string(var('model_version')) }} as model_version,
+        -- the decision cycle and the experiment (docs block decision_experiment)
+        {{ cycle_date_sql() }} as as_of_date,
+        {{ sql_string(var('experiment_id')) }} as experiment_id,
+        cast({{ var('challenger_share') }} as double) as challenger_share,
+        cast({{ var('explore_share') }} as double) as explore_share,
+        cast({{ var('challenger_legal_threshold') }} as double) as challenger_legal_threshold,
+        cast({{ var('challenger_settlement_threshold') }} as double) as challenger_settlement_threshold,
+        cast({{ var('legal_min_days_past_due') }} as integer) as legal_min_days_past_due
 
 )
 
