@@ -291,7 +291,11 @@ def _carry_history(build: _Build) -> None:
     held = read_history(build.paths.served, build.root)
     check_cycle(held, build.as_of)
     copied = carry_history(
-        build.paths.served, build.build_dir.database, held, storage_version=build.storage_version
+        build.paths.served,
+        build.build_dir.database,
+        held,
+        root=build.root,
+        storage_version=build.storage_version,
     )
     if copied != dict(held.rows):
         raise BuildError("history", f"copied {copied} of the history tables, expected {held.rows}")

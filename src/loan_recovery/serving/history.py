@@ -14,13 +14,15 @@ withdrawn) and rolling forward brings them back.
 Refused here, in one line, before anything is built:
 
 * a served history table whose columns or types are not the model's
-  contract (another tool's table, another version's shape) or that cannot
-  be read: it is never replaced by an empty log (exit 3);
+  contract (another tool's table, a damaged one, another version's shape)
+  or that cannot be read: it is never replaced by an empty log (exit 3);
 * an as-of date earlier than the newest cycle already logged: a cycle may
   be rebuilt, but history is not rewritten out of order (exit 2).
 
 A served build from before the decision log existed has no history tables:
-the new build starts the log.
+the new build starts the log. A change to a carried table's contract is a
+change to every lender's history: it must ship with a migration here, and
+until then a log of another shape is refused rather than guessed at.
 """
 
 from __future__ import annotations
@@ -152,25 +154,34 @@ def check_cycle(history: History, as_of: date) -> None:
         )
 
 
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
 def carry_history(
-    served: Path, build_file: Path, history: History, *, storage_version: str
+    served: Path, build_file: Path, history: History, *, root: Path, storage_version: str
 ) -> dict[str, Any]:
     """Copy the served history tables into the new build file (created here); rows copied.
 
-    The new file is created with the storage version dbt writes, so DuckDB
-    1.x readers can open it; the served file is attached read-only.
+    Each table is created with its contract's columns and types and filled
+    by column name (the shapes were checked equal). The new file is created
+    with the storage version dbt writes, so DuckDB 1.x readers can open it;
+    the served file is attached read-only.
     """
     copied: dict[str, Any] = {}
     if not history.tables:
         return copied
+    expected = contracts(root, history.tables)
     config: dict[str, str | bool | int | float | list[str]] = {
         "storage_compatibility_version": storage_version
     }
     with duckdb.connect(str(build_file), config=config) as connection:
         connection.execute("attach ? as served (read_only)", [str(served)])
         for table in history.tables:
+            columns = ", ".join(f"{_quoted(name)} {kind}" for name, kind in expected[table])
+            connection.execute(f"create table {SCHEMA}.{table} ({columns})")
             connection.execute(
-                f"create table {SCHEMA}.{table} as select * from served.{SCHEMA}.{table}"
+                f"insert into {SCHEMA}.{table} by name select * from served.{SCHEMA}.{table}"
             )
             row = connection.execute(f"select count(*) from {SCHEMA}.{table}").fetchone()
             copied[table] = int(row[0]) if row else 0
