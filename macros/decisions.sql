@@ -50,27 +50,32 @@
     case when {{ rank }} = 3 and not {{ is_legal_eligible }} then 2 else {{ rank }} end
 {%- endmacro %}
 
-{#- Re-running a cycle replaces its rows: the incremental decision tables
-    delete this cycle's rows before inserting it again (`column` holds the
-    cycle a row belongs to). Nothing else ever deletes from them. -#}
-{% macro replace_this_cycle(column='as_of_date') -%}
-    {%- if is_incremental() -%}
-        delete from {{ this }} where {{ column }} = {{ cycle_date_sql() }}
-    {%- else -%}
-        select 1
-    {%- endif -%}
-{%- endmacro %}
-
-{#- History is not rewritten out of order: a cycle earlier than the newest
-    logged one stops the build (the newest may be rebuilt). `loan-recovery
-    build` refuses it before dbt starts; this guards plain dbt runs. -#}
-{% macro guard_cycle_order() -%}
-    {%- if execute and is_incremental() -%}
-        {%- set newest = run_query("select cast(max(as_of_date) as varchar) from " ~ this).columns[0].values()[0] -%}
+{#- The decision history as this build found it: the served file's table
+    `name` (carried into the build file by `loan-recovery build`, or left by
+    the previous plain dbt run), without the rows of this cycle or later, so
+    rebuilding a cycle replaces it. Typed by the mart's own contract, and
+    empty (with the same columns) when there is no history yet. A history
+    holding a cycle later than this one stops the build: history is not
+    rewritten out of order (the newest cycle may be rebuilt). -#}
+{% macro carried_history(name, cycle_column) -%}
+    {%- set columns = graph.nodes['model.' ~ project_name ~ '.' ~ name].columns.values() | list if execute else [] -%}
+    {%- set relation = adapter.get_relation(database=target.database, schema=target.schema, identifier=name) if execute else none -%}
+    {%- if relation is not none and cycle_column == 'as_of_date' -%}
+        {%- set newest = run_query("select cast(max(as_of_date) as varchar) from " ~ relation).columns[0].values()[0] -%}
         {%- if newest and cycle_date() < newest -%}
-            {{ exceptions.raise_compiler_error("invalid --vars: as_of_date " ~ cycle_date() ~ " is earlier than the newest cycle in the decision log (" ~ newest ~ "); rebuild that cycle or a later one") }}
+            {{ exceptions.raise_compiler_error("invalid --vars: as_of_date " ~ cycle_date() ~ " is earlier than the newest cycle in " ~ name ~ " (" ~ newest ~ "); rebuild that cycle or a later one") }}
         {%- endif -%}
-    {%- endif -%}
+    {%- endif %}
+    select
+        {%- for column in columns %}
+        cast({{ adapter.quote(column.name) if relation is not none else 'null' }} as {{ column.data_type }}) as {{ column.name }}{{ ',' if not loop.last }}
+        {%- endfor %}
+    {%- if relation is not none %}
+    from {{ relation }}
+    where {{ cycle_column }} < {{ cycle_date_sql() }}
+    {%- else %}
+    where false
+    {%- endif %}
 {%- endmacro %}
 
 {#- The Wilson score interval of a proportion p of n, at 95 %: the bounds

@@ -1,15 +1,14 @@
 -- One row per decision cycle ever built into this file: when, by which
 -- build and model, under which experiment, and what the drift monitor said
--- then (docs block decision_log). Carried forward like the log, so the
--- trend keeps each cycle's own drift verdict.
-{{ config(
-    materialized='incremental',
-    incremental_strategy='append',
-    on_schema_change='fail',
-    full_refresh=false,
-    pre_hook="{{ replace_this_cycle('as_of_date') }}"
-) }}
+-- then (docs block decision_log). The earlier cycles as this build found
+-- them, and this one.
 with
+
+history as (
+
+    select * from {{ ref('stg_history__decision_cycles') }}
+
+),
 
 settings as (
 
@@ -56,7 +55,7 @@ drift as (
 
 ),
 
-final as (
+decided as (
 
     select
         settings.as_of_date,
@@ -72,6 +71,14 @@ final as (
     from settings
     cross join book
     cross join drift
+
+),
+
+final as (
+
+    select * from history
+    union all
+    select * from decided
 
 )
 

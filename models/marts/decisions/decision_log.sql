@@ -1,17 +1,14 @@
 -- What was decided, for whom, in every cycle ever built into this file: one
--- row per open loan per cycle (docs block decision_log). Incremental and
--- never fully refreshed: `loan-recovery build` carries the served file's log
--- into each new build, this model replaces this cycle's rows and leaves
--- every other row as it was.
-{{ config(
-    materialized='incremental',
-    incremental_strategy='append',
-    on_schema_change='fail',
-    full_refresh=false,
-    pre_hook="{{ replace_this_cycle('as_of_date') }}"
-) }}
-{{ guard_cycle_order() }}
+-- row per open loan per cycle (docs block decision_log). The history as
+-- this build found it (stg_history__decision_log: every earlier cycle) and
+-- this cycle's decisions; rebuilding a cycle replaces its rows.
 with
+
+history as (
+
+    select * from {{ ref('stg_history__decision_log') }}
+
+),
 
 scored_loans as (
 
@@ -31,7 +28,7 @@ settings as (
 
 ),
 
-final as (
+decided as (
 
     select
         settings.as_of_date,
@@ -54,6 +51,14 @@ final as (
     inner join strategies on scored_loans.loan_id = strategies.loan_id
     cross join settings
     where not scored_loans.is_resolved
+
+),
+
+final as (
+
+    select * from history
+    union all
+    select * from decided
 
 )
 
