@@ -78,6 +78,14 @@
     {%- endif %}
 {%- endmacro %}
 
+{#- The columns of a carried mart's contract, in its order: the one column
+    list both halves of a history-plus-this-cycle union select, so no two
+    columns of one type can ever trade places. -#}
+{% macro contract_columns(name) -%}
+    {%- set columns = graph.nodes['model.' ~ project_name ~ '.' ~ name].columns.values() | list if execute else [] -%}
+    {{- columns | map(attribute='name') | join(', ') -}}
+{%- endmacro %}
+
 {#- The Wilson score interval of a proportion p of n, at 95 %: the bounds
     one of them ('low' or 'high'). Null when n is 0. -#}
 {% macro wilson_bound(p, n, side) -%}

@@ -85,6 +85,41 @@
         {{ exceptions.raise_compiler_error("invalid --vars: legal_min_days_past_due must be a whole number of days from 0 to 3650, got " ~ days) }}
     {%- endif -%}
 
+    {%- set strategies = ['reminders', 'settlement', 'legal'] -%}
+    {%- set costs = var('action_costs') -%}
+    {%- if costs is not mapping or (costs.keys() | list | sort) != (strategies | sort) -%}
+        {{ exceptions.raise_compiler_error("invalid --vars: action_costs must give a cost for each of reminders, settlement and legal, got " ~ costs) }}
+    {%- endif -%}
+    {%- for name, value in costs.items() -%}
+        {%- if value is not number or value is boolean or value < 0 or value > 1000000000 -%}
+            {{ exceptions.raise_compiler_error("invalid --vars: action_costs." ~ name ~ " must be a cost of at least 0, got " ~ value) }}
+        {%- endif -%}
+    {%- endfor -%}
+    {%- for name in ['settlement_haircut', 'partial_recovery_share'] -%}
+        {%- set value = var(name) -%}
+        {%- if value is not number or value is boolean or value < 0 or value > 1 -%}
+            {{ exceptions.raise_compiler_error("invalid --vars: " ~ name ~ " must be a share between 0 and 1, got " ~ value) }}
+        {%- endif -%}
+    {%- endfor -%}
+    {%- for name in ['decision_policy', 'challenger_policy'] -%}
+        {%- if var(name) not in ['thresholds', 'expected_value'] -%}
+            {{ exceptions.raise_compiler_error("invalid --vars: " ~ name ~ " must be thresholds or expected_value, got " ~ var(name)) }}
+        {%- endif -%}
+    {%- endfor -%}
+    {%- set minimum = var('min_randomised_outcomes') -%}
+    {%- if minimum is not number or minimum is boolean or minimum != minimum | int or minimum < 2 or minimum > 10000000 -%}
+        {{ exceptions.raise_compiler_error("invalid --vars: min_randomised_outcomes must be a whole number from 2 to 10000000, got " ~ minimum) }}
+    {%- endif -%}
+    {%- set priors = var('prior_action_effects') -%}
+    {%- if priors is not mapping or (priors.keys() | list | sort) != ['legal', 'settlement'] -%}
+        {{ exceptions.raise_compiler_error("invalid --vars: prior_action_effects must give settlement and legal, got " ~ priors) }}
+    {%- endif -%}
+    {%- for name, value in priors.items() -%}
+        {%- if value is not number or value is boolean or value < -1 or value > 1 -%}
+            {{ exceptions.raise_compiler_error("invalid --vars: prior_action_effects." ~ name ~ " must be a change in probability between -1 and 1, got " ~ value) }}
+        {%- endif -%}
+    {%- endfor -%}
+
     {%- set experiment = var('experiment_id') -%}
     {%- if experiment is not string or not modules.re.match('^[A-Za-z0-9._-]{1,64}$', experiment) -%}
         {{ exceptions.raise_compiler_error("invalid --vars: experiment_id must be 1 to 64 letters, digits or ._-, got " ~ experiment) }}

@@ -57,9 +57,9 @@ seen_now as (
 
 final as (
 
-    select * from outcome_history
+    select {{ contract_columns('decision_outcomes') }} from outcome_history
     union all
-    select * from seen_now
+    select {{ contract_columns('decision_outcomes') }} from seen_now
 
 )
 

@@ -34,7 +34,17 @@ final as (
         explore_share,
         challenger_legal_threshold,
         challenger_settlement_threshold,
-        legal_min_days_past_due
+        legal_min_days_past_due,
+        reminders_cost,
+        settlement_cost,
+        legal_cost,
+        settlement_haircut,
+        partial_recovery_share,
+        decision_policy,
+        challenger_policy,
+        min_randomised_outcomes,
+        settlement_prior_effect,
+        legal_prior_effect
     from settings
 
 )

@@ -76,9 +76,9 @@ decided as (
 
 final as (
 
-    select * from history
+    select {{ contract_columns('decision_cycles') }} from history
     union all
-    select * from decided
+    select {{ contract_columns('decision_cycles') }} from decided
 
 )
 

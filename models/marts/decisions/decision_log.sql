@@ -36,6 +36,7 @@ decided as (
         settings.experiment_id,
         scored_loans.loan_id,
         strategies.cell,
+        strategies.decision_policy,
         strategies.strategy_code as assigned_strategy_code,
         strategies.intended_strategy_code,
         strategies.champion_strategy_code,
@@ -44,6 +45,10 @@ decided as (
         strategies.capacity_limited,
         cast(scored_loans.loss_probability as double) as loss_probability,
         cast(strategies.amount_at_risk as double) as amount_at_risk,
+        strategies.p_full_reminders,
+        strategies.p_full_settlement,
+        strategies.p_full_legal,
+        strategies.expected_net_value,
         cast(scored_loans.outstanding_loan_amount as double) as outstanding_loan_amount,
         scored_loans.days_past_due,
         scored_loans.model_version
@@ -56,9 +61,9 @@ decided as (
 
 final as (
 
-    select * from history
+    select {{ contract_columns('decision_log') }} from history
     union all
-    select * from decided
+    select {{ contract_columns('decision_log') }} from decided
 
 )
 

@@ -36,7 +36,13 @@ AS_OF_DATE = "as_of_date"
 """The decision cycle's date; ``loan-recovery build --as-of`` sets it, never ``--vars``."""
 DUCKDB_MEMORY_ENV = "LOAN_RECOVERY_DUCKDB_MEMORY"
 SAFE_TEXT = re.compile(r"^[A-Za-z0-9._-]*$")
-_KINDS = {bool: "true or false", int: "a whole number", float: "a number", str: "text"}
+_KINDS = {
+    bool: "true or false",
+    int: "a whole number",
+    float: "a number",
+    str: "text",
+    dict: "a table of numbers with the same keys",
+}
 
 
 def _usage(reason: str) -> BuildError:
@@ -54,6 +60,13 @@ def _same_kind(value: Any, default: Any) -> bool:
         return isinstance(value, bool) and isinstance(default, bool)
     if isinstance(default, float):
         return isinstance(value, int | float)
+    if isinstance(default, dict):
+        # A table of numbers (action_costs, prior_action_effects): the same keys, numbers only.
+        return (
+            isinstance(value, dict)
+            and set(map(str, value)) == set(default)
+            and all(_same_kind(item, 0.0) for item in value.values())
+        )
     return isinstance(value, type(default))
 
 
