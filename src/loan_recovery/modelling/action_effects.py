@@ -241,7 +241,8 @@ def estimate_action_probabilities(
             )
             known = np.isfinite(baseline)
             probabilities = {found.baseline: baseline}
-            if models and known.any() and centre is not None and spread is not None:
+            scored = bool(models) and bool(known.any())
+            if scored and centre is not None and spread is not None:
                 design = _design(
                     batch.filter(pa.array(known)),
                     features,
@@ -253,7 +254,7 @@ def estimate_action_probabilities(
                 fitted_baseline = models[found.baseline].predict_proba(standard)[:, 1]
             for action in found.strategies[1:]:
                 effect = np.full(batch.num_rows, found.priors[action])
-                if action in models:
+                if scored and action in models:
                     effect[known] = models[action].predict_proba(standard)[:, 1] - fitted_baseline
                 probabilities[action] = np.where(
                     known, np.clip(baseline + effect, EDGE, 1 - EDGE), np.nan
