@@ -287,6 +287,7 @@ def info_for(build_id: str, rows: int = 3, **overrides: Any) -> BuildInfo:
     now = utc_now()
     info = BuildInfo(
         build_id=build_id,
+        as_of_date=now.date(),
         started_at=now,
         finished_at=now,
         input_file="f.csv",

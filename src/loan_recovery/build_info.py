@@ -14,7 +14,7 @@ from __future__ import annotations
 import types
 import typing
 from dataclasses import dataclass, fields
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import duckdb
@@ -26,6 +26,7 @@ _SQL_TYPES: dict[type, str] = {
     int: "bigint",
     float: "double",
     datetime: "timestamp",
+    date: "date",
 }
 
 
@@ -34,6 +35,8 @@ class BuildInfo:
     """The one row a published build carries in ``build_info``."""
 
     build_id: str
+    as_of_date: date
+    """The decision cycle the build decided for (``loan-recovery build --as-of``)."""
     started_at: datetime
     finished_at: datetime
     input_file: str

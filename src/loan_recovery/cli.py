@@ -243,6 +243,28 @@ def _build(args: argparse.Namespace) -> int:
             f"  trained models saved as {info.model_artifact} "
             f"(loan-recovery models approve {info.model_artifact})"
         )
+    if report.cycle is not None:
+        cycle = report.cycle
+        cells = ", ".join(
+            f"{cell}: {'a random eligible action' if policy == cell else policy}"
+            for cell, policy in cycle.policies.items()
+        )
+        print(
+            f"  decision cycle {cycle.as_of_date}: {cycle.decided:,} open loans decided"
+            + (f" ({cells}; decision_log)" if cells else "")
+        )
+        assumed = [
+            (code, n, needed) for code, source, n, needed in cycle.effects if source != "learned"
+        ]
+        learned = [code for code, source, _, _ in cycle.effects if source == "learned"]
+        if learned:
+            print(f"  action effects learned from randomised decisions: {', '.join(learned)}")
+        if assumed:
+            words = ", ".join(f"{code} ({n} of {needed})" for code, n, needed in assumed)
+            print(
+                f"  action effects still assumed (prior_action_effects): {words} randomised "
+                "outcomes; expected values use these assumptions (action_effects)"
+            )
     for shift in report.shifts:
         print(
             f"  drift: {shift.variable} ({shift.variable_kind}) PSI {shift.psi:.3f}, "

@@ -88,6 +88,8 @@ class BuildReport:
     score: tuple[str, str | None] = ("", None)
     """The score that drove the strategy, and why the outcome model fell back (None: it did not)."""
     shifts: list[Shift] = field(default_factory=list)
+    cycle: CycleSummary | None = None
+    """This cycle's decisions: how many, under which policies, with which action effects."""
     """Model variables whose population moved (model_monitoring rows not stable)."""
 
 
@@ -372,6 +374,7 @@ def _finalize(build: _Build, run: DbtRun, artifact: str | None) -> BuildInfo:
         finalizing.reconcile(counts, build.loans.lines if build.loans else None)
         return BuildInfo(
             build_id=build.build_id,
+            as_of_date=build.as_of,
             started_at=build.started_at,
             finished_at=utc_now(),
             input_file=str(build.input_file),
@@ -450,6 +453,7 @@ def _build_steps(build: _Build, source: Path | None, model: str | None) -> Build
         quality_findings(served),
         score_in_use(served),
         shifted_variables(served),
+        cycle_summary(served),
     )
 
 
@@ -463,6 +467,48 @@ def quality_findings(database: Path) -> list[tuple[str, str, str | None, int]]:
                 "from main.loan_book_quality order by finding, column_name, loan_count desc"
             ).fetchall()
         ]
+
+
+@dataclass(frozen=True)
+class CycleSummary:
+    """What a build decided this cycle, for the command's summary."""
+
+    as_of_date: str
+    decided: int
+    policies: dict[str, str]
+    """Cell -> the policy that decided it."""
+    effects: list[tuple[str, str, int, int]]
+    """(strategy, learned or prior, randomised outcomes, outcomes needed) per action."""
+
+
+def cycle_summary(database: Path) -> CycleSummary | None:
+    """The served build's cycle: decisions logged, policies per cell, action-effect sources."""
+    with duckdb.connect(str(database), read_only=True) as connection:
+        cycle = finalizing.scalar(
+            connection, "select cast(as_of_date as varchar) from main.run_settings"
+        )
+        if cycle is None:
+            return None
+        decided = finalizing.scalar(
+            connection, "select count(*) from main.decision_log where as_of_date = ?::date", [cycle]
+        )
+        policies = dict(
+            connection.execute(
+                "select cell, any_value(decision_policy) from main.decision_log "
+                "where as_of_date = ?::date group by cell order by cell",
+                [cycle],
+            ).fetchall()
+        )
+        effects = connection.execute(
+            "select strategy_code, source, randomised_outcomes, min_randomised_outcomes "
+            "from main.action_effects where source <> 'baseline' order by strategy_rank"
+        ).fetchall()
+    return CycleSummary(
+        str(cycle),
+        int(decided or 0),
+        {str(cell): str(policy) for cell, policy in policies.items()},
+        [(str(code), str(source), int(n), int(needed)) for code, source, n, needed in effects],
+    )
 
 
 def score_in_use(database: Path) -> tuple[str, str | None]:
