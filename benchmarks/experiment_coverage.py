@@ -15,12 +15,23 @@ the truth file), never the product's:
   P(loss) over the loan's eligible actions minus P(loss | champion's).
 
 A seed counts as covered when challenger_results' [lift_ci_low,
-lift_ci_high] holds the true lift. Prints one JSON line per seed and a
-summary; writes benchmarks/results/experiment-coverage-<time>.json.
+lift_ci_high] holds the true lift.
+
+action_effects (cycle 2, learned from cycle 1's explored outcomes) is
+graded the same way: its measured effect of settlement and of legal
+action against reminders is the explored loans' difference in
+full-recovery rates within each eligibility stratum, weighted by cycle 2's
+worked loans; the truth it estimates is the same weighting of the mean
+true difference, P(full | action) - P(full | reminders), over all of cycle
+1's open loans in each stratum (legal: only the eligible stratum).
+
+Prints one JSON line per seed and a summary; writes
+benchmarks/results/experiment-coverage-<time>.json.
 
 Usage::
 
-    .venv/bin/python benchmarks/experiment_coverage.py --seeds 20 [--rows 20000] [--workdir DIR]
+    .venv/bin/python benchmarks/experiment_coverage.py --seeds 20 [--rows 20000]
+        [--explore-share 0.2] [--workdir DIR]
 """
 
 from __future__ import annotations
@@ -56,7 +67,7 @@ def _served_artifact(database: Path) -> str:
     return str(row[0])
 
 
-def one_seed(seed: int, rows: int, workdir: Path) -> dict[str, Any]:
+def one_seed(seed: int, rows: int, explore_share: float, workdir: Path) -> dict[str, Any]:
     """Two cycles for one seed; the experiment's intervals against the truth."""
     directory = workdir / f"seed-{seed}"
     directory.mkdir(parents=True, exist_ok=True)
@@ -159,6 +170,40 @@ def one_seed(seed: int, rows: int, workdir: Path) -> dict[str, Any]:
                 [CYCLE_1],
             ).fetchall()
         }
+        effect_truth = connection.execute(
+            """
+            with truth as (select * from read_parquet(?)),
+            settings as (select legal_min_days_past_due as minimum from run_settings),
+            decided as (
+                select d.loan_id, d.days_past_due >= settings.minimum as eligible
+                from decision_log as d cross join settings where d.as_of_date = ?::date
+            ),
+            weights as (
+                select d.days_past_due >= settings.minimum as eligible, count(*) as loans
+                from decision_log as d cross join settings where d.as_of_date = ?::date
+                group by 1
+            ),
+            strata as (
+                select
+                    decided.eligible,
+                    avg(p_full_recovery_settlement - p_full_recovery_reminders) as settlement,
+                    avg(p_full_recovery_legal - p_full_recovery_reminders) as legal
+                from decided join truth using (loan_id) group by 1
+            )
+            select
+                sum(weights.loans * strata.settlement) / sum(weights.loans),
+                max(strata.legal) filter (where strata.eligible)
+            from strata join weights using (eligible)
+            """,
+            [str(truth_1), CYCLE_1, CYCLE_2],
+        ).fetchone()
+        measured = {
+            code: (source, effect, low, high, n)
+            for code, source, effect, low, high, n in connection.execute(
+                "select strategy_code, source, measured_effect, measured_effect_ci_low, "
+                "measured_effect_ci_high, randomised_outcomes from action_effects"
+            ).fetchall()
+        }
     logged, true_challenger, true_explore = truth
     entry: dict[str, Any] = {"seed": seed, "decided": logged}
     for cell, true_lift in (("challenger", true_challenger), ("explore", true_explore)):
@@ -169,6 +214,17 @@ def one_seed(seed: int, rows: int, workdir: Path) -> dict[str, Any]:
             "ci": [low, high],
             "resolved": resolved,
             "covered": low <= true_lift <= high,
+        }
+    assert effect_truth is not None
+    for code, true_effect in zip(("settlement", "legal"), effect_truth, strict=True):
+        source, effect, low, high, n = measured[code]
+        entry[f"{code}_effect"] = {
+            "true_effect": true_effect,
+            "source": source,
+            "measured": effect,
+            "ci": [low, high],
+            "randomised_outcomes": n,
+            "covered": None if effect is None else low <= true_effect <= high,
         }
     return entry
 
@@ -187,12 +243,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=20)
     parser.add_argument("--first-seed", type=int, default=1)
     parser.add_argument("--rows", type=int, default=20_000)
+    parser.add_argument("--explore-share", type=float, default=0.2)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/experiment-coverage"))
     args = parser.parse_args(argv)
     started = time.monotonic()
     entries = []
     for seed in range(args.first_seed, args.first_seed + args.seeds):
-        entry = one_seed(seed, args.rows, args.workdir)
+        entry = one_seed(seed, args.rows, args.explore_share, args.workdir)
         entries.append(entry)
         print(json.dumps(entry), flush=True)
     summary: dict[str, Any] = {"seeds": len(entries), "rows": args.rows}
@@ -205,6 +262,19 @@ def main(argv: list[str] | None = None) -> int:
             "coverage_95ci": _share_interval(hits, len(entries)),
             "mean_interval_width": sum(widths) / len(widths),
         }
+    for code in ("settlement", "legal"):
+        graded = [
+            e[f"{code}_effect"] for e in entries if e[f"{code}_effect"]["covered"] is not None
+        ]
+        if graded:
+            hits = sum(item["covered"] for item in graded)
+            summary[f"{code}_effect"] = {
+                "learned_in": len(graded),
+                "covered": hits,
+                "coverage": hits / len(graded),
+                "coverage_95ci": _share_interval(hits, len(graded)),
+            }
+    summary["explore_share"] = args.explore_share
     summary["seconds"] = round(time.monotonic() - started, 1)
     print(json.dumps(summary, indent=2))
     results = ROOT / "benchmarks" / "results"
