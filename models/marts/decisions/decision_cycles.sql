@@ -66,6 +66,15 @@ decided as (
         cast(book.open_loans as bigint) as open_loans,
         drift.drift_verdict,
         cast(drift.max_psi as double) as max_psi,
+        settings.decision_policy,
+        settings.challenger_policy,
+        settings.challenger_share,
+        settings.explore_share,
+        settings.reminders_cost,
+        settings.settlement_cost,
+        settings.legal_cost,
+        settings.settlement_haircut,
+        settings.partial_recovery_share,
         -- plain TIMESTAMP in UTC: DuckDB 1.x Python clients need pytz for TIMESTAMPTZ
         timezone('UTC', current_timestamp) as decided_at
     from settings
