@@ -27,7 +27,24 @@ final as (
         outcome_sample_rows,
         outcome_trees,
         random_state,
-        model_version
+        model_version,
+        as_of_date,
+        experiment_id,
+        challenger_share,
+        explore_share,
+        challenger_legal_threshold,
+        challenger_settlement_threshold,
+        legal_min_days_past_due,
+        reminders_cost,
+        settlement_cost,
+        legal_cost,
+        settlement_haircut,
+        partial_recovery_share,
+        decision_policy,
+        challenger_policy,
+        min_randomised_outcomes,
+        settlement_prior_effect,
+        legal_prior_effect
     from settings
 
 )

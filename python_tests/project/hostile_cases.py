@@ -783,7 +783,7 @@ CASES: list[Case] = [
         "--db holds someone's build_info table",
         _prepare_db_holds_build_info,
         2,
-        "is not a loan-recovery build (its build_info is not the one loan-recovery writes",
+        "is not a loan-recovery build (its build_info is not one loan-recovery writes",
         "unchanged",
         _unchanged("warehouse.duckdb"),
     ),

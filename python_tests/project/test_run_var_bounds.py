@@ -72,9 +72,8 @@ def test_the_defaults_pass() -> None:
 @pytest.mark.parametrize("name", numeric_settings())
 @pytest.mark.parametrize("value", [10**20, 1e20, -1, -(10**20)])
 def test_every_numeric_setting_is_bounded_on_both_sides(name: str, value: float) -> None:
-    given: dict[str, Any] = {name: value}
-    if name == "settlement_threshold":
-        given["legal_threshold"] = 1  # judged on its own range, not only against legal's
+    # Judged on its own range, not only against its partner's.
+    given: dict[str, Any] = {**PARTNERS.get(name, {}), name: value}
     with pytest.raises(CompilerError, match=f"^invalid --vars: {name} must be ") as refused:
         validate(given)
     assert "\n" not in str(refused.value)
@@ -95,14 +94,30 @@ RANGES: list[tuple[str, float, float, float]] = [
     ("min_resolved_loans", 2, 10_000_000, 1),
     ("legal_capacity", 0, 1_000_000_000, 1),
     ("settlement_capacity", 0, 1_000_000_000, 1),
+    ("challenger_legal_threshold", 0, 1, 0.01),
+    ("challenger_settlement_threshold", 0, 1, 0.01),
+    ("challenger_share", 0, 1, 0.01),
+    ("explore_share", 0, 1, 0.01),
+    ("legal_min_days_past_due", 0, 3650, 1),
+    ("settlement_haircut", 0, 1, 0.01),
+    ("partial_recovery_share", 0, 1, 0.01),
+    ("min_randomised_outcomes", 2, 10_000_000, 1),
 ]
+
+# The partner a setting is judged against, set to the edge that lets it reach both of its own.
+PARTNERS: dict[str, dict[str, float]] = {
+    "settlement_threshold": {"legal_threshold": 1},
+    "legal_threshold": {"settlement_threshold": 0},
+    "challenger_settlement_threshold": {"challenger_legal_threshold": 1},
+    "challenger_legal_threshold": {"challenger_settlement_threshold": 0},
+    "challenger_share": {"explore_share": 0},
+    "explore_share": {"challenger_share": 0},
+}
 
 
 @pytest.mark.parametrize(("name", "lowest", "highest", "step"), RANGES, ids=[r[0] for r in RANGES])
 def test_each_range_holds_its_edges(name: str, lowest: float, highest: float, step: float) -> None:
-    # The other threshold at the edge that lets this one reach both of its own.
-    context = {"legal_threshold": 1} if name == "settlement_threshold" else {}
-    context = {"settlement_threshold": 0} if name == "legal_threshold" else context
+    context = PARTNERS.get(name, {})
     for ok in (lowest, highest):
         validate({**context, name: ok})
     for beyond in (lowest - step, highest + step):

@@ -100,12 +100,12 @@ def test_a_duckdb_file_with_a_build_info_table_is_not_yet_one_of_ours(tmp_path: 
             "insert into build_info values ('nightly', 'the finance team''s build log')",
             "create table invoices as select range as invoice_id from range(5)",
         ),
-        r"not a loan-recovery build \(its build_info is not the one loan-recovery writes",
+        r"not a loan-recovery build \(its build_info is not one loan-recovery writes",
     )
     two_rows = make_database(tmp_path / "two_rows.duckdb", "b1")
     with duckdb.connect(str(two_rows)) as connection:
         connection.execute("insert into main.build_info select * from main.build_info")
-    assert_refused_as_db(two_rows, r"its build_info is not the one loan-recovery writes")
+    assert_refused_as_db(two_rows, r"its build_info is not one loan-recovery writes")
     named = make_database(tmp_path / "named.duckdb", "b1")
     with duckdb.connect(str(named)) as connection:
         connection.execute("update main.build_info set build_id = 'nightly'")
@@ -115,6 +115,18 @@ def test_a_duckdb_file_with_a_build_info_table_is_not_yet_one_of_ours(tmp_path: 
         with duckdb.connect(str(missing)) as connection:
             connection.execute(f"drop table {table}")
         assert_refused_as_db(missing, f"no table {table}")
+
+
+def test_a_build_served_before_an_upgrade_is_still_ours(tmp_path: Path) -> None:
+    """An older build_info (without as_of_date) is replaced; one with a foreign column is not."""
+    older = make_database(tmp_path / "older.duckdb", "b1")
+    with duckdb.connect(str(older)) as connection:
+        connection.execute("alter table main.build_info drop column as_of_date")
+    check_replaceable(older, "--db")
+    widened = make_database(tmp_path / "widened.duckdb", "b1")
+    with duckdb.connect(str(widened)) as connection:
+        connection.execute("alter table main.build_info add column owner varchar")
+    assert_refused_as_db(widened, r"its build_info is not one loan-recovery writes")
 
 
 def test_swap_and_rollback_refuse_a_foreign_build_info_file_too(tmp_path: Path) -> None:

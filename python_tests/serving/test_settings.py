@@ -130,6 +130,11 @@ def test_good_settings_and_loans_path_apart() -> None:
     # loans_path names the file, opened by the build: it never reaches dbt's vars.
     assert loans_path == "/d/b{{1}}.csv"
     assert settings == {"n_segments": 5, "legal_threshold": 1, "settlement_threshold": 0.4}
-    # Every per-run setting of dbt_project.yml may be given, with its default.
-    every = {name: value for name, value in run_setting_defaults().items() if name != "loans_path"}
+    # Every per-run setting of dbt_project.yml may be given, with its default
+    # (the decision cycle is --as-of's, never a --vars key).
+    every = {
+        name: value
+        for name, value in run_setting_defaults().items()
+        if name not in ("loans_path", "as_of_date")
+    }
     assert parse_settings(json.dumps(every)) == (every, None)

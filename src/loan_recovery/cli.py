@@ -10,10 +10,12 @@ it.
 from __future__ import annotations
 
 import argparse
+import re
 import signal
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
@@ -31,6 +33,7 @@ if TYPE_CHECKING:
     from loan_recovery.generate.next_month import NextMonth
 
 GENERATE_SUFFIXES = (".csv", ".parquet")
+AS_OF_PATTERN = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -195,11 +198,28 @@ def _print_failure(command: str, failure: BuildError, served: Path, out: TextIO)
         print(f"  full log: {failure.log}", file=out)
 
 
+def _cycle_date(text: str | None) -> date | None:
+    """``--as-of``: a calendar date written YYYY-MM-DD (None: today, UTC), or a usage error."""
+    if text is None:
+        return None
+    try:
+        if not AS_OF_PATTERN.match(text):
+            raise ValueError(text)
+        return date.fromisoformat(text)
+    except ValueError:
+        raise BuildError(
+            "settings",
+            f"--as-of {text!r} is not a date: write it YYYY-MM-DD, e.g. 2026-01-31",
+            exit_code=EXIT_USAGE,
+        ) from None
+
+
 def _build(args: argparse.Namespace) -> int:
     from loan_recovery.serving import build, check_duckdb_memory, parse_settings, served_path
 
     served = served_path(args.db)
     try:
+        as_of = _cycle_date(args.as_of)
         settings, loans_path = parse_settings(args.vars)
         check_duckdb_memory()
         with _signals_interrupt():
@@ -209,6 +229,7 @@ def _build(args: argparse.Namespace) -> int:
                 settings=settings,
                 loans_path_var=loans_path,
                 model=args.model,
+                as_of=as_of,
                 announce=lambda text: print(text, flush=True),
             )
     except BuildError as failure:
@@ -229,6 +250,28 @@ def _build(args: argparse.Namespace) -> int:
             f"  trained models saved as {info.model_artifact} "
             f"(loan-recovery models approve {info.model_artifact})"
         )
+    if report.cycle is not None:
+        cycle = report.cycle
+        cells = ", ".join(
+            f"{cell}: {'a random eligible action' if policy == cell else policy}"
+            for cell, policy in cycle.policies.items()
+        )
+        print(
+            f"  decision cycle {cycle.as_of_date}: {cycle.decided:,} open loans decided"
+            + (f" ({cells}; decision_log)" if cells else "")
+        )
+        assumed = [
+            (code, n, needed) for code, source, n, needed in cycle.effects if source != "learned"
+        ]
+        learned = [code for code, source, _, _ in cycle.effects if source == "learned"]
+        if learned:
+            print(f"  action effects learned from randomised decisions: {', '.join(learned)}")
+        if assumed:
+            words = ", ".join(f"{code} ({n} of {needed})" for code, n, needed in assumed)
+            print(
+                f"  action effects still assumed (prior_action_effects): {words} randomised "
+                "outcomes; expected values use these assumptions (action_effects)"
+            )
     for shift in report.shifts:
         print(
             f"  drift: {shift.variable} ({shift.variable_kind}) PSI {shift.psi:.3f}, "
@@ -387,6 +430,11 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument(
         "--model",
         help="score with this registry version (or 'approved') and train nothing",
+    )
+    build.add_argument(
+        "--as-of",
+        help="the decision cycle's date, YYYY-MM-DD (default: today, UTC); rebuilding a "
+        "cycle replaces its decisions",
     )
     build.set_defaults(handler=_build)
 

@@ -29,8 +29,7 @@ from pathlib import Path
 import duckdb
 
 from loan_recovery.build_info import TABLE as BUILD_INFO_TABLE
-from loan_recovery.build_info import read as read_build_info
-from loan_recovery.build_info import utc_now
+from loan_recovery.build_info import read_build_id, utc_now
 from loan_recovery.config import database_path
 from loan_recovery.dbt_results import first_meaningful_line
 from loan_recovery.errors import EXIT_USAGE, BuildError, os_error_reason
@@ -158,8 +157,9 @@ OWN_TABLES = ("main.run_settings", "staging.stg_loans")
 def not_our_build(path: Path) -> str | None:
     """Why the file at ``path`` is not a build of ours, or None when it is one.
 
-    Ours means all of: a DuckDB file; ``build_info`` exactly as this version
-    writes it (BuildInfo's columns, one row, read by ``build_info.read``);
+    Ours means all of: a DuckDB file; ``build_info`` as this version or an
+    older one writes it (``build_info.read_build_id``: one row, columns among
+    BuildInfo's, so a build served before an upgrade is still ours);
     a build id of :data:`BUILD_ID`'s form; and the served tables
     :data:`OWN_TABLES`. A table named ``build_info`` alone is no proof: a
     warehouse may well have one, and replacing it would lose its other tables.
@@ -176,13 +176,13 @@ def not_our_build(path: Path) -> str | None:
             }
             if BUILD_INFO_TABLE not in tables:
                 return "no DuckDB build_info table"
-            info = read_build_info(connection)
+            build_id = read_build_id(connection)
     except duckdb.Error as error:
         return f"DuckDB cannot open it read-only: {first_meaningful_line(str(error))}"
-    if info is None:
-        return "its build_info is not the one loan-recovery writes: other columns, or not one row"
-    if not BUILD_ID.match(info.build_id):
-        return f"its build_info names build {info.build_id!r}, not a loan-recovery build id"
+    if build_id is None:
+        return "its build_info is not one loan-recovery writes: other columns, or not one row"
+    if not BUILD_ID.match(build_id):
+        return f"its build_info names build {build_id!r}, not a loan-recovery build id"
     missing = [table for table in OWN_TABLES if table not in tables]
     if missing:
         return f"no table {', '.join(missing)}"

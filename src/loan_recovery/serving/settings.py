@@ -33,9 +33,17 @@ from loan_recovery.dbt_results import first_meaningful_line
 from loan_recovery.errors import EXIT_USAGE, BuildError
 
 LOANS_PATH = "loans_path"
+AS_OF_DATE = "as_of_date"
+"""The decision cycle's date; ``loan-recovery build --as-of`` sets it, never ``--vars``."""
 DUCKDB_MEMORY_ENV = "LOAN_RECOVERY_DUCKDB_MEMORY"
 SAFE_TEXT = re.compile(r"^[A-Za-z0-9._-]*$")
-_KINDS = {bool: "true or false", int: "a whole number", float: "a number", str: "text"}
+_KINDS = {
+    bool: "true or false",
+    int: "a whole number",
+    float: "a number",
+    str: "text",
+    dict: "a table of numbers with the same keys",
+}
 
 
 def _usage(reason: str) -> BuildError:
@@ -53,6 +61,13 @@ def _same_kind(value: Any, default: Any) -> bool:
         return isinstance(value, bool) and isinstance(default, bool)
     if isinstance(default, float):
         return isinstance(value, int | float)
+    if isinstance(default, dict):
+        # A table of numbers (action_costs, prior_action_effects): the same keys, numbers only.
+        return (
+            isinstance(value, dict)
+            and set(map(str, value)) == set(default)
+            and all(_same_kind(item, 0.0) for item in value.values())
+        )
     return isinstance(value, type(default))
 
 
@@ -109,6 +124,8 @@ def parse_settings(
                 f"--vars: unknown setting {name!r}; the settings are "
                 f"{', '.join(sorted(known))} (defaults in dbt_project.yml)"
             )
+        if name == AS_OF_DATE:
+            raise _usage("--vars: give the decision cycle as --as-of YYYY-MM-DD, not as_of_date")
         if name == LOANS_PATH:
             if not isinstance(value, str):
                 raise _usage("--vars: loans_path must be a file path")

@@ -236,6 +236,7 @@ ENDINGS: list[tuple[str, bytes, list[tuple[Any, ...]]]] = [
 ]
 
 
+@pytest.mark.dbt
 @pytest.mark.parametrize(("case", "data", "expected"), ENDINGS, ids=[c[0] for c in ENDINGS])
 def test_line_endings(
     readers: dict[str, Reader], tmp_path: Path, case: str, data: bytes, expected: list[Any]
@@ -269,6 +270,7 @@ def assert_lines_reconcile(reader: Reader, path: Path, expected: list[Any]) -> N
     assert reader.counted_lines(path) == data_lines
 
 
+@pytest.mark.dbt
 def test_lines_are_the_lines_python_sees_in_random_files(
     readers: dict[str, Reader], tmp_path: Path
 ) -> None:
@@ -374,6 +376,7 @@ MALFORMED: list[tuple[str, bytes, list[tuple[Any, ...]]]] = [
 ]
 
 
+@pytest.mark.dbt
 @pytest.mark.parametrize(("case", "data", "expected"), MALFORMED, ids=[c[0] for c in MALFORMED])
 def test_malformed_lines(
     readers: dict[str, Reader], tmp_path: Path, case: str, data: bytes, expected: list[Any]
@@ -396,6 +399,7 @@ VALUES: list[tuple[str, str]] = [
 ]
 
 
+@pytest.mark.dbt
 @pytest.mark.parametrize(("text", "value"), VALUES, ids=[v[0] for v in VALUES])
 def test_field_values(readers: dict[str, Reader], tmp_path: Path, text: str, value: str) -> None:
     path = tmp_path / "book.csv"
@@ -495,6 +499,7 @@ SPANS: list[tuple[str, bytes, list[tuple[Any, ...]]]] = [
 ]
 
 
+@pytest.mark.dbt
 @pytest.mark.parametrize(("case", "data", "expected"), SPANS, ids=[c[0] for c in SPANS])
 def test_quoted_line_breaks(
     readers: dict[str, Reader], tmp_path: Path, case: str, data: bytes, expected: list[Any]
@@ -508,6 +513,7 @@ def test_quoted_line_breaks(
 # --------------------------------------------------------------------------- scale and limits
 
 
+@pytest.mark.dbt
 def test_many_lines_with_random_endings_keep_their_numbers(
     readers: dict[str, Reader], tmp_path: Path
 ) -> None:
@@ -533,6 +539,7 @@ def test_many_lines_with_random_endings_keep_their_numbers(
     assert readers["21"].counted_lines(path) == rows
 
 
+@pytest.mark.dbt
 def test_a_line_over_the_limit_stops_the_read_naming_its_line(
     readers: dict[str, Reader], tmp_path: Path
 ) -> None:
