@@ -72,6 +72,16 @@
         {{ exceptions.raise_compiler_error("invalid --vars: model_version must be empty (train) or a version of 12 hex digits as `loan-recovery models list` prints it, got " ~ model_version ~ "; `loan-recovery build --model approved` scores with the approved one") }}
     {%- endif -%}
 
+    {#- The decision run scores with a frozen model only: with nothing trained,
+        the resolved loans it leaves unscored are not needed. -#}
+    {%- set decide_only = var('decide_only') -%}
+    {%- if decide_only is not boolean -%}
+        {{ exceptions.raise_compiler_error("invalid --vars: decide_only must be true or false, got " ~ decide_only) }}
+    {%- endif -%}
+    {%- if decide_only and model_version == '' -%}
+        {{ exceptions.raise_compiler_error("invalid --vars: decide_only needs a frozen model: set model_version (`loan-recovery build --model VERSION|approved --decide-only`)") }}
+    {%- endif -%}
+
     {%- for prefix in ['', 'challenger_'] -%}
         {%- set legal = var(prefix ~ 'legal_threshold') -%}
         {%- set settlement = var(prefix ~ 'settlement_threshold') -%}

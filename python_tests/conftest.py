@@ -298,6 +298,7 @@ def info_for(build_id: str, rows: int = 3, **overrides: Any) -> BuildInfo:
         rows_quarantined=0,
         model_version="m",
         model_mode="trained",
+        run_kind="full",
         model_artifact=None,
         project_version="0.1.0",
         git_commit=None,

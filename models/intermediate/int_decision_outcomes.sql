@@ -2,7 +2,9 @@
 -- (first seen before this cycle) and those seen now, the earlier decisions
 -- whose loan this book holds as resolved (docs block decision_log). An
 -- outcome, once seen, is kept with its decision even when a later book no
--- longer holds the loan.
+-- longer holds the loan. Read from the clean loans, not the scores: the
+-- decision run scores the open loans only, and must still see the
+-- outcomes of the loans earlier cycles decided.
 with
 
 outcome_history as (
@@ -17,9 +19,9 @@ decisions as (
 
 ),
 
-scored_loans as (
+loans as (
 
-    select * from {{ ref('int_loans_scored') }}
+    select * from {{ ref('stg_loans') }}
 
 ),
 
@@ -36,15 +38,15 @@ seen_now as (
         decisions.loan_id,
         decisions.cell,
         decisions.assigned_strategy_code,
-        scored_loans.recovery_status,
-        scored_loans.is_not_fully_recovered,
+        loans.recovery_status,
+        loans.recovery_status <> 'Fully Recovered' as is_not_fully_recovered,
         settings.as_of_date as resolved_as_of_date,
         {{ build_id_sql() }} as resolved_build_id
     from decisions
-    inner join scored_loans on decisions.loan_id = scored_loans.loan_id
+    inner join loans on decisions.loan_id = loans.loan_id
     cross join settings
     where
-        scored_loans.is_resolved
+        loans.is_resolved
         and not exists (
             select 1
             from outcome_history

@@ -1,11 +1,13 @@
 """Every loan's calibrated loss_probability from the outcome model, trained on resolved loans.
 
-With ``model_version`` set, the approved artifact's forest and calibration score every loan.
+With ``model_version`` set, the approved artifact's forest and calibration score every loan
+(the open ones only in the decision run: var ``decide_only``).
 """
 
 from loan_recovery.modelling.model_store import keep
 from loan_recovery.modelling.outcome import COMPONENT, score_outcomes
 from loan_recovery.modelling.registry import frozen_component
+from loan_recovery.modelling.scope import in_scope
 
 
 def model(dbt, session):
@@ -24,7 +26,9 @@ def model(dbt, session):
     ]
     return keep(
         score_outcomes(
-            dbt.ref("int_loan_features").select(", ".join(columns)),
+            in_scope(dbt.ref("int_loan_features"), dbt.config.get("decide_only")).select(
+                ", ".join(columns)
+            ),
             features,
             categories=categories,
             protected=protected,

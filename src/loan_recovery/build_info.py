@@ -48,6 +48,9 @@ class BuildInfo:
     model_version: str | None
     model_mode: str
     """'trained' (the build fitted its models) or 'frozen' (a registry artifact scored it)."""
+    run_kind: str
+    """'full' (every loan scored, the model card built) or 'decision' (the monthly decision
+    run, ``--decide-only``: the open loans scored and decided, no model card)."""
     model_artifact: str | None
     """The registry artifact: the one that scored a frozen build, or the one a
     trained build was saved as (None when it was not saved: the outcome model fell back)."""
@@ -96,6 +99,10 @@ def write(connection: duckdb.DuckDBPyConnection, info: BuildInfo) -> None:
     placeholders = ", ".join("?" * len(values))
     connection.execute(f"insert into {TABLE} values ({placeholders})", values)
 
+
+FULL_RUN = "full"
+DECISION_RUN = "decision"
+"""``run_kind``: a decision run holds no model card and scores the open loans only."""
 
 CORE_COLUMNS = ("build_id", "started_at", "finished_at", "input_sha256", "model_mode")
 """Columns every version of ``build_info`` has had: what :func:`read_build_id` needs."""

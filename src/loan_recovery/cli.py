@@ -215,6 +215,7 @@ def _cycle_date(text: str | None) -> date | None:
 
 
 def _build(args: argparse.Namespace) -> int:
+    from loan_recovery.build_info import DECISION_RUN
     from loan_recovery.serving import build, check_duckdb_memory, parse_settings, served_path
 
     served = served_path(args.db)
@@ -230,6 +231,7 @@ def _build(args: argparse.Namespace) -> int:
                 loans_path_var=loans_path,
                 model=args.model,
                 as_of=as_of,
+                decide_only=args.decide_only,
                 announce=lambda text: print(text, flush=True),
             )
     except BuildError as failure:
@@ -243,6 +245,11 @@ def _build(args: argparse.Namespace) -> int:
     )
     used, fallback = report.score
     print(f"  strategy score: {used}" + (f" ({fallback})" if fallback else ""))
+    if info.run_kind == DECISION_RUN:
+        print(
+            "  decision run: the open loans scored, explained and decided; no model card, "
+            "gains, fairness or policy comparison (a full build makes them)"
+        )
     if info.model_mode == FROZEN:
         print(f"  scored with frozen model {info.model_artifact}: nothing trained")
     elif info.model_artifact:
@@ -435,6 +442,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--as-of",
         help="the decision cycle's date, YYYY-MM-DD (default: today, UTC); rebuilding a "
         "cycle replaces its decisions",
+    )
+    build.add_argument(
+        "--decide-only",
+        action="store_true",
+        help="the monthly decision run (needs --model): validate the whole book, score, "
+        "explain and decide the open loans only; no model card",
     )
     build.set_defaults(handler=_build)
 

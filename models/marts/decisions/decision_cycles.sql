@@ -16,6 +16,12 @@ settings as (
 
 ),
 
+loans as (
+
+    select * from {{ ref('stg_loans') }}
+
+),
+
 scored_loans as (
 
     select * from {{ ref('int_loans_scored') }}
@@ -28,13 +34,15 @@ monitoring as (
 
 ),
 
+-- The whole book, counted from the clean loans: the decision run scores
+-- the open loans only.
 book as (
 
     select
         count(*) as loans,
         count(*) filter (where not is_resolved) as open_loans,
-        any_value(model_version) as model_version
-    from scored_loans
+        (select any_value(scored_loans.model_version) from scored_loans) as model_version
+    from loans
 
 ),
 

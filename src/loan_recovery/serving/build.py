@@ -13,6 +13,13 @@ model is verified), ``history`` (the served decision history is checked
 and carried into the new file), ``dbt``, ``register`` (a training build's models are
 saved in the registry), ``finalize``, ``verify``, ``publish`` (and
 ``rollback``).
+
+Two kinds of run (``build_info.run_kind``), each a dbt selector
+(``selectors.yml``): the full build scores every loan and builds the model
+card; the monthly decision run (``--decide-only``, with a frozen model
+only) reads and validates the whole book but scores, explains and decides
+the open loans only, and builds the decision marts, the work queue and the
+drift monitor (docs block decision_run).
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ from typing import Any, TextIO
 import duckdb
 
 import loan_recovery
-from loan_recovery.build_info import BuildInfo, utc_now
+from loan_recovery.build_info import DECISION_RUN, FULL_RUN, BuildInfo, utc_now
 from loan_recovery.config import project_dir
 from loan_recovery.dbt_results import describe_timings, model_timings
 from loan_recovery.errors import (
@@ -70,10 +77,12 @@ from loan_recovery.serving.paths import (
     new_build_id,
 )
 from loan_recovery.serving.pause import pause_point
-from loan_recovery.serving.settings import AS_OF_DATE, LOANS_PATH
+from loan_recovery.serving.settings import AS_OF_DATE, DECIDE_ONLY, LOANS_PATH
 from loan_recovery.serving.swap import RollbackResult, clean_stale, recover, rollback_swap, swap_in
 
 SAMPLE_SEED = Path("seeds") / "sample_loan_book.csv"
+SELECTORS = {FULL_RUN: "full_build", DECISION_RUN: "decision_run"}
+"""The dbt selector (selectors.yml) each kind of run builds."""
 
 
 @dataclass
@@ -139,6 +148,7 @@ def build(
     loans_path_var: str | None = None,
     model: str | None = None,
     as_of: date | None = None,
+    decide_only: bool = False,
     project: Path | None = None,
     announce: Callable[[str], None] | None = None,
 ) -> BuildReport:
@@ -148,11 +158,20 @@ def build(
     artifact and trains nothing. ``as_of`` names the decision cycle (default:
     today, UTC); the served file's decision history is carried into the new
     file, and this cycle's decisions replace any logged for the same date.
+    ``decide_only`` makes it the decision run, which needs ``model``: without
+    one it is refused before anything runs (exit 2).
 
     Raises :class:`BuildError` (with the step, a one-line reason and the log)
     on any failure; the served file is then exactly as it was.
     """
     root = project or project_dir()
+    if decide_only and requested_model(model, settings or {}) is None:
+        raise BuildError(
+            "settings",
+            "--decide-only scores with a frozen model and trains nothing: add --model VERSION "
+            "or --model approved (loan-recovery models list)",
+            exit_code=EXIT_USAGE,
+        )
     paths = ServedPaths(served)
     check_served_path(paths)
     started_at = utc_now()
@@ -180,6 +199,7 @@ def build(
                 root,
                 {key: value for key, value in (settings or {}).items() if key != LOANS_PATH},
                 as_of=as_of or utc_now().date(),
+                run_kind=DECISION_RUN if decide_only else FULL_RUN,
             )
             return _build_steps(steps, source, model)
         except BuildError as failure:
@@ -248,6 +268,13 @@ class _Build:
     """The decision cycle this build decides for."""
     frozen: str | None = None
     """The registry artifact this build scores with (None: it trains)."""
+    run_kind: str = FULL_RUN
+    """'full', or 'decision' (the open loans only, no model card)."""
+
+    @property
+    def selector(self) -> str:
+        """The dbt selector this kind of run builds."""
+        return SELECTORS[self.run_kind]
 
     @cached_property
     def storage_version(self) -> str:
@@ -285,6 +312,8 @@ def _stage_model(build: _Build, wanted: str | None) -> None:
     build.log.enter("model", wanted)
     build.frozen = stage_frozen_model(wanted, build.paths.served, build.build_dir)
     build.settings[MODEL_VERSION] = build.frozen
+    if build.run_kind == DECISION_RUN:
+        build.settings[DECIDE_ONLY] = True
     build.log.write(f"scoring with frozen model {build.frozen}: nothing is trained in this build")
 
 
@@ -319,14 +348,19 @@ def _carry_history(build: _Build) -> None:
 def _run_dbt(build: _Build) -> DbtRun:
     """Step ``dbt``: the whole ``dbt build`` into the build file; any failure is one line."""
     build.log.enter(
-        "dbt", " ".join(dbt_command(build.build_dir, build.root, build.settings, build.loans)[0])
+        "dbt",
+        " ".join(
+            dbt_command(
+                build.build_dir, build.root, build.settings, build.loans, selector=build.selector
+            )[0]
+        ),
     )
     earlier = [entry for entry in build_directories(build.paths) if entry != build.build_dir.root]
     reused = reuse_parse_state(build.build_dir, earlier)
     build.log.write(
         f"dbt starts from the parse of {reused}" if reused else "dbt parses the project"
     )
-    run = run_dbt(build.build_dir, build.root, build.settings, build.loans)
+    run = run_dbt(build.build_dir, build.root, build.settings, build.loans, selector=build.selector)
     build.log.write(f"dbt exited with {run.returncode}")
     build.log.write(f"model times: {describe_timings(model_timings(run.results))}")
     if run.returncode != 0:
@@ -373,6 +407,13 @@ def _register(build: _Build) -> str | None:
     return artifact
 
 
+MODEL_VERSION_SQL = {
+    FULL_RUN: "select model_version from main.risk_model_metrics where is_score_in_use",
+    # No model card in a decision run: the version of the score that decided.
+    DECISION_RUN: "select any_value(model_version) from main.recovery_strategies",
+}
+
+
 def _finalize(build: _Build, run: DbtRun, artifact: str | None) -> BuildInfo:
     """Step ``finalize``: rows reconciled, ``build_info`` written, the file checkpointed."""
     build.log.enter("finalize")
@@ -391,11 +432,9 @@ def _finalize(build: _Build, run: DbtRun, artifact: str | None) -> BuildInfo:
             rows_in=counts.rows_in,
             rows_clean=counts.rows_clean,
             rows_quarantined=counts.rows_quarantined,
-            model_version=finalizing.scalar(
-                connection,
-                "select model_version from main.risk_model_metrics where is_score_in_use",
-            ),
+            model_version=finalizing.scalar(connection, MODEL_VERSION_SQL[build.run_kind]),
             model_mode=TRAINED if build.frozen is None else FROZEN,
+            run_kind=build.run_kind,
             model_artifact=artifact,
             project_version=loan_recovery.__version__,
             git_commit=git_commit(build.root),
@@ -422,7 +461,9 @@ def _verify(build: _Build) -> None:
     verified = finalizing.verify(
         build.build_dir.database,
         storage_version=build.storage_version,
-        expected_relations=finalizing.expected_relations(build.build_dir.target),
+        expected_relations=finalizing.expected_relations(
+            build.build_dir.target, ran_only=build.run_kind == DECISION_RUN
+        ),
         build_id=build.build_id,
     )
     build.log.write(f"verified {len(verified.relations)} relations: {verified.relations}")
@@ -460,7 +501,7 @@ def _build_steps(build: _Build, source: Path | None, model: str | None) -> Build
         build.build_dir,
         warnings_of(run.results),
         quality_findings(served),
-        score_in_use(served),
+        score_in_use(served, build.run_kind),
         shifted_variables(served),
         cycle_summary(served),
     )
@@ -520,9 +561,19 @@ def cycle_summary(database: Path) -> CycleSummary | None:
     )
 
 
-def score_in_use(database: Path) -> tuple[str, str | None]:
-    """Which score drove the served build's strategy, and the outcome model's fallback reason."""
+def score_in_use(database: Path, run_kind: str = FULL_RUN) -> tuple[str, str | None]:
+    """Which score drove the served build's strategy, and the outcome model's fallback reason.
+
+    A decision run has no model card; its model is frozen, and an artifact
+    always holds an outcome model (a build that fell back is never saved),
+    so it names the score its strategies used, with no fallback.
+    """
     with duckdb.connect(str(database), read_only=True) as connection:
+        if run_kind == DECISION_RUN:
+            used = finalizing.scalar(
+                connection, "select any_value(score_source) from main.recovery_strategies"
+            )
+            return str(used), None
         used = finalizing.scalar(
             connection, "select score_name from main.risk_model_metrics where is_score_in_use"
         )

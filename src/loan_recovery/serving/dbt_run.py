@@ -59,9 +59,18 @@ def _die_with_parent() -> None:
 
 
 def dbt_command(
-    build_dir: BuildDir, root: Path, settings: Mapping[str, Any], loans: LoanBook | None
+    build_dir: BuildDir,
+    root: Path,
+    settings: Mapping[str, Any],
+    loans: LoanBook | None,
+    *,
+    selector: str = "full_build",
 ) -> tuple[list[str], dict[str, str]]:
-    """The ``dbt build`` command line and environment for one build.
+    """The ``dbt build --selector`` command line and environment for one build.
+
+    ``selector`` (selectors.yml) is the full build or the decision run;
+    neither runs the unit tests, which test the SQL, not the book (CI runs
+    them with every plain ``dbt build``).
 
     Uses the dbt next to this interpreter (the project's venv). Variables
     naming an input file that the caller's shell may have set are cleared,
@@ -70,6 +79,8 @@ def dbt_command(
     command = [
         str(Path(sys.executable).with_name("dbt")),
         "build",
+        "--selector",
+        selector,
         "--project-dir",
         str(root),
         "--profiles-dir",
@@ -132,10 +143,15 @@ def reuse_parse_state(build_dir: BuildDir, earlier: Sequence[Path]) -> Path | No
 
 
 def run_dbt(
-    build_dir: BuildDir, root: Path, settings: Mapping[str, Any], loans: LoanBook | None
+    build_dir: BuildDir,
+    root: Path,
+    settings: Mapping[str, Any],
+    loans: LoanBook | None,
+    *,
+    selector: str = "full_build",
 ) -> DbtRun:
-    """Run ``dbt build`` into the build file; its output goes to the build's logs."""
-    command, environment = dbt_command(build_dir, root, settings, loans)
+    """Run ``dbt build --selector`` into the build file; its output goes to the build's logs."""
+    command, environment = dbt_command(build_dir, root, settings, loans, selector=selector)
     # dbt and the Python models would create these with the umask's mode (often 755).
     make_directory(build_dir.target)
     make_directory(build_dir.models)

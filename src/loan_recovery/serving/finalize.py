@@ -178,13 +178,23 @@ def verify(
     return Verified(relations, found_build, found_version)
 
 
-def expected_relations(target: Path) -> set[str]:
-    """Every model and seed dbt should have built (schema.name), from the build's manifest."""
+def expected_relations(target: Path, *, ran_only: bool = False) -> set[str]:
+    """Every model and seed dbt should have built (schema.name), from the build's manifest.
+
+    ``ran_only`` (the decision run, a selector of the project) keeps the
+    nodes dbt ran (run_results.json), whose every result
+    ``check_every_node_passed`` has already judged.
+    """
     manifest = json.loads((target / "manifest.json").read_text(encoding="utf-8"))
+    ran: set[str] | None = None
+    if ran_only:
+        results = json.loads((target / "run_results.json").read_text(encoding="utf-8"))
+        ran = {str(result.get("unique_id")) for result in results.get("results", [])}
     return {
         f"{node['schema']}.{node.get('alias') or node['name']}"
-        for node in manifest.get("nodes", {}).values()
-        if node.get("resource_type") in {"model", "seed"}
+        for unique_id, node in manifest.get("nodes", {}).items()
+        if (ran is None or unique_id in ran)
+        and node.get("resource_type") in {"model", "seed"}
         and (node.get("config") or {}).get("enabled", True)
         and (node.get("config") or {}).get("materialized") != "ephemeral"
     }

@@ -35,6 +35,9 @@ from loan_recovery.errors import EXIT_USAGE, BuildError
 LOANS_PATH = "loans_path"
 AS_OF_DATE = "as_of_date"
 """The decision cycle's date; ``loan-recovery build --as-of`` sets it, never ``--vars``."""
+DECIDE_ONLY = "decide_only"
+"""The decision run; ``loan-recovery build --decide-only`` sets it (with the selector), never
+``--vars``: the var alone, under the full build's selector, would leave the model card empty."""
 DUCKDB_MEMORY_ENV = "LOAN_RECOVERY_DUCKDB_MEMORY"
 SAFE_TEXT = re.compile(r"^[A-Za-z0-9._-]*$")
 _KINDS = {
@@ -126,6 +129,8 @@ def parse_settings(
             )
         if name == AS_OF_DATE:
             raise _usage("--vars: give the decision cycle as --as-of YYYY-MM-DD, not as_of_date")
+        if name == DECIDE_ONLY:
+            raise _usage("--vars: ask for the decision run with --decide-only, not decide_only")
         if name == LOANS_PATH:
             if not isinstance(value, str):
                 raise _usage("--vars: loans_path must be a file path")
