@@ -24,7 +24,7 @@ def test_an_internal_error_is_a_short_summary_with_the_traceback_in_the_log(
     loans = tmp_path / "book.csv"
     loans.write_text("a\n1\n")
 
-    def crash(*_: object) -> None:
+    def crash(*_: object, **__: object) -> None:
         raise RuntimeError("boom")
 
     monkeypatch.setattr(building, "run_dbt", crash)
@@ -46,7 +46,7 @@ def test_an_interrupted_build_says_so(
     loans = tmp_path / "book.csv"
     loans.write_bytes(CSV)
 
-    def terminated(*_: object) -> None:
+    def terminated(*_: object, **__: object) -> None:
         raise Interrupted("SIGTERM")
 
     monkeypatch.setattr(building, "run_dbt", terminated)
@@ -65,5 +65,32 @@ def test_bad_vars_stop_the_command_before_any_file_is_written(
     assert err.splitlines() == [
         "build failed at step settings: --vars: n_segments must be a whole number like its "
         "default 4, got 'five'"
+    ]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_decision_run_without_a_frozen_model_is_refused_before_anything_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    served = tmp_path / "served.duckdb"
+    code = cli.main(["build", "--db", str(served), "--decide-only"])
+    err = capsys.readouterr().err
+    assert code == EXIT_USAGE
+    assert err.splitlines() == [
+        "build failed at step settings: --decide-only scores with a frozen model and trains "
+        "nothing: add --model VERSION or --model approved (loan-recovery models list)"
+    ]
+    assert list(tmp_path.iterdir()) == []  # no lock, no build directory, no file
+
+
+def test_the_decision_run_is_asked_for_with_its_flag_not_with_vars(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    served = tmp_path / "served.duckdb"
+    code = cli.main(["build", "--db", str(served), "--vars", "{decide_only: true}"])
+    assert code == EXIT_USAGE
+    assert capsys.readouterr().err.splitlines() == [
+        "build failed at step settings: --vars: ask for the decision run with --decide-only, "
+        "not decide_only"
     ]
     assert list(tmp_path.iterdir()) == []

@@ -1,5 +1,9 @@
 """The decision log across monthly cycles: kept, replaced, withdrawn and restored, never lost.
 
+At the end, the monthly decision run (--decide-only) of the last cycle is
+built beside the full build of it, and every open loan's decision, the log
+and the history it carries must be the full build's.
+
 One simulated lender, two monthly books built into one --db by the real
 command: cycle 1 trains, its model is approved, the simulator resolves
 cycle 1's open loans under the actions the served decision_log assigned,
@@ -22,6 +26,8 @@ import pytest
 
 from conftest import kill_cli_at, query, run_cli, served_build_info
 from loan_recovery.generate import write_loan_book
+from loan_recovery.modelling.registry import registry_dir
+from loan_recovery.report.decision_run import NOT_IN_A_DECISION_RUN
 from loan_recovery.serving import EXIT_BAD_INPUT, EXIT_USAGE, ServedPaths
 
 pytestmark = pytest.mark.dbt
@@ -348,3 +354,137 @@ def test_a_damaged_or_foreign_log_is_refused_never_replaced(
     code, line = _refused(copy, "--loans", str(history.books[1]), "--as-of", CYCLE_3)
     assert code == EXIT_BAD_INPUT, line
     assert "decision" in line and str(copy.served) in line, line
+
+
+@dataclass(frozen=True)
+class DecisionRun:
+    full: Path
+    """The full build of cycle 2 (frozen model, OTHER_THRESHOLDS): what the decision run matches."""
+    decision: Path
+    """The decision run of the same book, cycle, model and settings, built over a copy of it."""
+    stdout: str
+
+
+@pytest.fixture(scope="module")
+def decision_run(history: History, tmp_path_factory: pytest.TempPathFactory) -> DecisionRun:
+    """One small decision run (--decide-only) beside the history's last full build."""
+    root = tmp_path_factory.mktemp("decision_run")
+    paths = ServedPaths(root / "served.duckdb")
+    full = Path(shutil.copy(history.paths.served, root / "full.duckdb"))
+    shutil.copy(history.paths.served, paths.served)
+    shutil.copytree(registry_dir(history.paths.served), registry_dir(paths.served))
+    result = run_cli(
+        "build",
+        "--loans",
+        str(history.books[1]),
+        "--db",
+        str(paths.served),
+        "--as-of",
+        CYCLE_2,
+        "--model",
+        "approved",
+        "--vars",
+        OTHER_THRESHOLDS,
+        "--decide-only",
+    )
+    assert result.returncode == 0, result.stderr
+    return DecisionRun(full, paths.served, result.stdout)
+
+
+def differences(run: DecisionRun, full_sql: str, decision_sql: str) -> tuple[int, int, int]:
+    """Rows of the full build's query missing from the decision run's, the reverse, and
+    the decision run's rows (EXCEPT ALL both ways: duplicates count)."""
+    with duckdb.connect() as connection:
+        connection.execute("attach ? as f (read_only)", [str(run.full)])
+        connection.execute("attach ? as d (read_only)", [str(run.decision)])
+        full, decision = full_sql.format(db="f"), decision_sql.format(db="d")
+        (missing,) = connection.execute(
+            f"select count(*) from ({full} except all {decision})"
+        ).fetchall()[0]
+        (extra,) = connection.execute(
+            f"select count(*) from ({decision} except all {full})"
+        ).fetchall()[0]
+        (rows,) = connection.execute(f"select count(*) from ({decision})").fetchall()[0]
+    return int(missing), int(extra), int(rows)
+
+
+def test_the_decision_run_decides_every_open_loan_exactly_as_the_full_build(
+    decision_run: DecisionRun, history: History
+) -> None:
+    """Scores, segments, strategies, cells, values and reasons: every column, every open loan."""
+    assert differences(
+        decision_run,
+        "select * from {db}.main.recovery_strategies where not is_resolved",
+        "select * from {db}.main.recovery_strategies",
+    ) == (0, 0, len(history.open_2))
+    assert differences(
+        decision_run,
+        "select * from {db}.main.collection_work_queue",
+        "select * from {db}.main.collection_work_queue",
+    ) == (0, 0, len(history.open_2))
+
+
+def test_the_decision_run_scores_no_resolved_loan(
+    decision_run: DecisionRun, history: History
+) -> None:
+    for table in ("int_loan_outcome_scores", "int_loan_segment_scores", "int_loan_segments"):
+        scored = {row[0] for row in query(decision_run.decision, f"select loan_id from {table}")}
+        assert scored == history.open_2, table
+
+
+def test_the_decision_run_logs_and_carries_the_history_as_the_full_build(
+    decision_run: DecisionRun, history: History
+) -> None:
+    log = "select * exclude (build_id) from {db}.main.decision_log"
+    assert differences(decision_run, log, log) == (
+        0,
+        0,
+        len(history.open_1) + len(history.open_2),
+    )
+    for table in ("decision_outcomes", "action_effects", "quarantined_loans", "loan_book_quality"):
+        every_row = f"select * from {{db}}.main.{table}"
+        missing, extra, _ = differences(decision_run, every_row, every_row)
+        assert (missing, extra) == (0, 0), table
+    # The cycle counts the whole book in both runs; only the drift verdict may differ
+    # (the decision run monitors the open loans it scored).
+    cycles = (
+        "select as_of_date, experiment_id, model_version, loans, open_loans "
+        "from {db}.main.decision_cycles"
+    )
+    assert differences(decision_run, cycles, cycles) == (0, 0, 2)
+
+
+def test_build_info_says_which_kind_of_run_it_was(decision_run: DecisionRun) -> None:
+    full, decision = served_build_info(decision_run.full), served_build_info(decision_run.decision)
+    assert (full["run_kind"], decision["run_kind"]) == ("full", "decision")
+    assert decision["model_mode"] == "frozen"
+    for column in ("model_version", "model_artifact", "rows_in", "rows_clean", "input_sha256"):
+        assert decision[column] == full[column], column
+    assert "decision run: the open loans scored, explained and decided" in decision_run.stdout
+
+
+def test_a_decision_run_builds_no_model_card_and_the_report_says_so(
+    decision_run: DecisionRun, tmp_path: Path
+) -> None:
+    tables = {
+        f"{schema}.{table}"
+        for schema, table in query(
+            decision_run.decision, "select schema_name, table_name from duckdb_tables()"
+        )
+    }
+    absent = {name for name, _ in NOT_IN_A_DECISION_RUN} - {"main.recovery_strategies"}
+    assert absent <= {
+        f"{schema}.{table}"
+        for schema, table in query(
+            decision_run.full, "select schema_name, table_name from duckdb_tables()"
+        )
+    }
+    assert not absent & tables
+    out = tmp_path / "report.html"
+    result = run_cli("report", "--db", str(decision_run.decision), "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    page = out.read_text(encoding="utf-8")
+    decided = len(query(decision_run.decision, "select 1 from main.recovery_strategies"))
+    assert "decision run" in page and f"{decided:,} open loans" in page
+    assert all(name in page for name, _ in NOT_IN_A_DECISION_RUN)
+    assert "plotly" not in page.lower()

@@ -34,6 +34,7 @@ OVERRIDES: dict[str, Any] = {
     "min_resolved_loans": 123,
     "random_state": 7,
     "model_version": "0123456789ab",
+    "decide_only": True,
 }
 
 
@@ -64,7 +65,10 @@ def test_every_python_model_gets_the_vars_of_this_run(tmp_path: Path) -> None:
         for key, value in config.items():
             assert key in expected_by_key, f"{model} reads {key}: not a var, not a reference fact"
             assert value == expected_by_key[key], f"{model} gets {key} = {value!r}"
-    # The models that fit or score read the feature list and the model version.
+    # The models that fit or score read the feature list and the model version,
+    # and the scoring ones the decision run's scope (the boolean itself, not text).
     fitting = {"int_loan_segments", "int_loan_segment_scores", "int_loan_outcome_scores"}
     for model in fitting | {"int_model_population_bins"}:
         assert {"cluster_features", "model_version"} <= set(configs[model]), model
+    for model in fitting:
+        assert configs[model]["decide_only"] is True, model

@@ -127,3 +127,15 @@ def test_each_range_holds_its_edges(name: str, lowest: float, highest: float, st
 
 def test_every_numeric_setting_has_a_documented_range() -> None:
     assert sorted(name for name, *_ in RANGES) == numeric_settings()
+
+
+@pytest.mark.parametrize("value", ["true", 1, None])
+def test_decide_only_is_true_or_false(value: Any) -> None:
+    with pytest.raises(CompilerError, match=r"^invalid --vars: decide_only must be true or false"):
+        validate({"decide_only": value, "model_version": "0123456789ab"})
+
+
+def test_decide_only_needs_a_frozen_model() -> None:
+    with pytest.raises(CompilerError, match=r"^invalid --vars: decide_only needs a frozen model"):
+        validate({"decide_only": True})
+    validate({"decide_only": True, "model_version": "0123456789ab"})

@@ -58,7 +58,7 @@ def test_the_next_build_recovers_before_anything_else(
     new = make_database(tmp_path / "b3.duckdb", "b3")
     run_killed(monkeypatch, kill_after_first_rename, lambda: swap.swap_in(new, served))
 
-    def no_dbt(*_: object) -> DbtRun:
+    def no_dbt(*_: object, **__: object) -> DbtRun:
         raise RuntimeError("dbt is not run in unit tests")
 
     monkeypatch.setattr(building, "run_dbt", no_dbt)

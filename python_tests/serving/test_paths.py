@@ -118,11 +118,16 @@ def test_a_duckdb_file_with_a_build_info_table_is_not_yet_one_of_ours(tmp_path: 
 
 
 def test_a_build_served_before_an_upgrade_is_still_ours(tmp_path: Path) -> None:
-    """An older build_info (without as_of_date) is replaced; one with a foreign column is not."""
+    """An older build_info (without as_of_date, or run_kind) is replaced; one with a foreign
+    column is not."""
     older = make_database(tmp_path / "older.duckdb", "b1")
     with duckdb.connect(str(older)) as connection:
         connection.execute("alter table main.build_info drop column as_of_date")
     check_replaceable(older, "--db")
+    before_decision_runs = make_database(tmp_path / "before_decision_runs.duckdb", "b1")
+    with duckdb.connect(str(before_decision_runs)) as connection:
+        connection.execute("alter table main.build_info drop column run_kind")
+    check_replaceable(before_decision_runs, "--db")
     widened = make_database(tmp_path / "widened.duckdb", "b1")
     with duckdb.connect(str(widened)) as connection:
         connection.execute("alter table main.build_info add column owner varchar")

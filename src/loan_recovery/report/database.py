@@ -13,6 +13,7 @@ from pathlib import Path
 
 import duckdb
 
+from loan_recovery import build_info
 from loan_recovery.files import MAGIC, MAGIC_OFFSET, starts_like_duckdb
 
 # (schema, table) the report reads; the exposure in models/marts/_exposures.yml
@@ -68,12 +69,18 @@ def connect(database: Path) -> duckdb.DuckDBPyConnection:
         reason = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
         raise ReportError(f"cannot open {database} read-only: {reason}") from error
     missing = missing_relations(connection)
-    if missing:
+    if missing and not _is_decision_run(connection):
         connection.close()
         raise ReportError(
             f"{database} lacks {', '.join(missing)}: not a complete `dbt build` of this project"
         )
     return connection
+
+
+def _is_decision_run(connection: duckdb.DuckDBPyConnection) -> bool:
+    """A decision run lacks the model card by design (report.decision_run draws its page)."""
+    info = build_info.read(connection)
+    return info is not None and info.run_kind == build_info.DECISION_RUN
 
 
 def missing_relations(connection: duckdb.DuckDBPyConnection) -> list[str]:

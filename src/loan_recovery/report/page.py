@@ -37,6 +37,7 @@ from loan_recovery.config import project_dir
 from loan_recovery.report import (
     book_charts,
     decision_charts,
+    decision_run,
     model_card,
     model_charts,
     monitoring_charts,
@@ -312,10 +313,25 @@ def write_report(database: Path, out: Path, sample_rows: int = SAMPLE_ROWS) -> P
     check_report_target(out)
     connection = connect(database)
     try:
-        data = read_report_data(connection, sample_rows)
+        # A decision run has no model card to draw: it gets a page of its own.
+        decided = decision_run.read(connection)
+        data = read_report_data(connection, sample_rows) if decided is None else None
     finally:
         connection.close()
-    facts = build_facts(data, str(database))
     out.parent.mkdir(parents=True, exist_ok=True)
+    if decided is not None:
+        _publish(out, _page(decision_run.body_html(decided, str(database))))
+        return out
+    assert data is not None
+    facts = build_facts(data, str(database))
     _publish(out, render_html(build_figures(data), facts))
     return out
+
+
+def _page(body: str) -> str:
+    """A page without charts (the decision run's), marked as our report like every other."""
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"{REPORT_MARKER}<title>Loan-recovery report</title><style>{STYLE}</style></head>"
+        f"<body><main>{body}</main></body></html>\n"
+    )
