@@ -20,6 +20,23 @@ baseline_scores as (
 
 ),
 
+-- Per-build constants, read where the score models write them.
+outcome_model as (
+
+    select
+        any_value(outcome_model_version) as model_version,
+        any_value(outcome_model_status) as model_status
+    from {{ ref('int_loan_outcome_scores') }}
+
+),
+
+segment_model as (
+
+    select any_value(segment_model_version) as model_version
+    from {{ ref('int_loan_segment_scores') }}
+
+),
+
 resolved as (
 
     select * from scored_loans
@@ -91,14 +108,14 @@ models as (
     select
         'outcome' as score_name,
         count(*) filter (where is_outcome_training_row) as training_rows,
-        any_value(outcome_model_version) as model_version,
-        any_value(outcome_model_status) as model_status
+        (select outcome_model.model_version from outcome_model) as model_version,
+        (select outcome_model.model_status from outcome_model) as model_status
     from scored_loans
     union all
     select
         'segment' as score_name,
         count(*) filter (where is_segment_training_row) as training_rows,
-        any_value(segment_model_version) as model_version,
+        (select segment_model.model_version from segment_model) as model_version,
         case when (select settings.model_version from settings) = '' then 'trained' else 'frozen' end as model_status
     from scored_loans
 
