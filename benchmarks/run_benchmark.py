@@ -1,17 +1,25 @@
 """Benchmark the full pipeline against the write-up's approach at several book sizes.
 
 For each N: generate the book as Parquet with ``loan-recovery generate``, run
-the full ``dbt build`` (every model, unit test and data test) on it through
-``loans_path`` into a fresh DuckDB file, and record wall time, CPU time
+the full build (``dbt build --selector full_build``: every model and data
+test, as ``loan-recovery build`` runs it; the unit tests are CI's) on it
+through ``loans_path`` into a fresh DuckDB file, and record wall time, CPU time
 (user and system, of the whole process tree), peak memory (RSS summed over
 the whole process tree, sampled every 50 ms), each model's
 time from dbt's run_results.json and the model's quality. Beside it, at the
 same N, time the write-up's approach (benchmarks/writeup_baseline.py) on the
 same book as CSV, and report the ratio. Also times the bundled sample build.
 
+``--decide`` also runs the monthly decision run on the same book with the
+models the training build saved (``dbt build --selector decision_run``,
+``decide_only``, as ``loan-recovery build --model VERSION --decide-only``
+runs it) and checks that its open-loan scores, strategies and reasons are
+the full build's.
+
 Usage:
     .venv/bin/python benchmarks/run_benchmark.py                  # 100k, 1M, 10M
     .venv/bin/python benchmarks/run_benchmark.py --rows 1000000   # any N
+    .venv/bin/python benchmarks/run_benchmark.py --rows 1000000 --decide
 Results: a Markdown summary on stdout and JSON in benchmarks/results/.
 """
 
@@ -155,23 +163,58 @@ def generate(rows: int, suffix: str, workdir: Path) -> Path:
     return path
 
 
+OPEN_LOAN_CHECKSUM = (
+    "select sum(hash(loan_id || ':' || coalesce(loss_probability, -1)::varchar || ':' "
+    "|| segment_risk_score::varchar || ':' || coalesce(reason_code_1, '') || ':' "
+    "|| coalesce(reason_code_2, '') || ':' || coalesce(reason_code_3, '') || ':' "
+    "|| strategy_code)) % 1000000007 from main.recovery_strategies where not is_resolved"
+)
+"""Open loans' scores, reasons and strategies in one number: the decision run's must be the
+full build's."""
+
+
+def register_saved(workdir: Path, name: str) -> str:
+    """Register the models build ``name`` saved in ``workdir/registry``; their version."""
+    return register(
+        workdir / f"models_{name}",
+        workdir / "registry",
+        facts=model_facts(reference()),
+        model_card=[],
+        created_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    )
+
+
 def dbt_build(
-    workdir: Path, name: str, loans: Path | None, rows: int = 0, model_version: str = ""
+    workdir: Path,
+    name: str,
+    loans: Path | None,
+    rows: int = 0,
+    model_version: str = "",
+    *,
+    decide_only: bool = False,
 ) -> dict[str, Any]:
-    """Full dbt build into a fresh DuckDB file; returns timings, memory and quality.
+    """A build into a fresh DuckDB file; returns timings, memory and quality.
 
     With ``model_version`` the build scores with that artifact of
-    ``workdir/registry`` and trains nothing.
+    ``workdir/registry`` and trains nothing; ``decide_only`` (with it) makes
+    it the decision run, which has no model card.
     """
     database = workdir / f"{name}.duckdb"
     database.unlink(missing_ok=True)
     target = workdir / f"target_{name}"
-    command = [str(BIN / "dbt"), "build", "--target-path", str(target), "--log-path", str(workdir)]
-    settings = {"loans_path": str(loans)} if loans else {}
+    selector = "decision_run" if decide_only else "full_build"
+    command = [
+        str(BIN / "dbt"), "build", "--selector", selector,
+        "--target-path", str(target), "--log-path", str(workdir),
+    ]  # fmt: skip
+    settings: dict[str, Any] = {"loans_path": str(loans)} if loans else {}
     if model_version:
         settings["model_version"] = model_version
+    if decide_only:
+        settings["decide_only"] = True
     if settings:
         command += ["--vars", json.dumps(settings)]
+    load_average = os.getloadavg()
     run = measure(
         command,
         env={
@@ -193,7 +236,8 @@ def dbt_build(
                 "select score_name, evaluated_loans, roc_auc, label_roc_auc, training_rows, "
                 "model_version from main.risk_model_metrics"
             ).fetchall()
-        }
+        } if not decide_only else {}  # fmt: skip
+        (open_checksum,) = connection.execute(OPEN_LOAN_CHECKSUM).fetchone() or (None,)
         scored, reasoned, risk_raised, checksum = connection.execute(
             "select count(*), count(reason_code_1) filter (where is_worked), "
             "count(reason_code_1) filter (where reason_code_1 <> 'R00'), "
@@ -203,6 +247,8 @@ def dbt_build(
         ).fetchone()
     graded = grade(database, truth_of(rows, workdir)) if rows else {}
     database.unlink(missing_ok=True)
+    if decide_only:
+        card = {"outcome": (None,) * 5, "segment": (None,) * 5}
     return {
         "seconds": run.seconds,
         "cpu_seconds": run.cpu_seconds,
@@ -214,7 +260,7 @@ def dbt_build(
         "loans_with_reasons": reasoned,
         "loans_with_risk_raising_reasons": risk_raised,
         "outcome_training_rows": card["outcome"][3],
-        "resolved_auc_outcome": round(card["outcome"][1] or 0, 4),
+        "resolved_auc_outcome": None if decide_only else round(card["outcome"][1] or 0, 4),
         "open_auc_outcome": (graded.get("auc_outcome") or [None])[0],
         "open_auc_segment": (graded.get("auc_segment") or [None])[0],
         "open_auc_days_past_due": (graded.get("auc_days_past_due") or [None])[0],
@@ -222,10 +268,14 @@ def dbt_build(
         "label_auc_segment": None if card["segment"][2] is None else round(card["segment"][2], 4),
         "model_version": card["outcome"][4],
         "score_checksum": int(checksum),
+        "open_loan_checksum": None if open_checksum is None else int(open_checksum),
+        "load_average": load_average,
+        # the 1, 5 and 15 minute load average as the build started (2 cores here)
     }
 
 
 def baseline(book: Path) -> dict[str, Any]:
+    load_average = os.getloadavg()
     run = measure([sys.executable, str(PROJECT / "benchmarks" / "writeup_baseline.py"), str(book)])
     if run.returncode != 0:
         raise SystemExit(f"write-up baseline failed:\n{run.output[-3000:]}")
@@ -233,6 +283,7 @@ def baseline(book: Path) -> dict[str, Any]:
         **json.loads(run.output.strip().splitlines()[-1]),
         "peak_rss_mb": run.peak_rss_mb,
         "cpu_seconds": run.cpu_seconds,
+        "load_average": load_average,
     }
 
 
@@ -269,6 +320,15 @@ def main() -> None:
         help="also score each book with the models its training build saved (nothing trained)",
     )
     parser.add_argument(
+        "--decide",
+        action="store_true",
+        help="also run the monthly decision run on each book with the models its training "
+        "build saved (open loans only), and compare its open-loan scores with the full build's",
+    )
+    parser.add_argument(
+        "--skip-sample", action="store_true", help="do not time the bundled sample build"
+    )
+    parser.add_argument(
         "--workdir", type=Path, help="where books and databases go (default: a temp dir)"
     )
     args = parser.parse_args()  # fmt: skip
@@ -277,7 +337,7 @@ def main() -> None:
     workdir.mkdir(parents=True, exist_ok=True)
     report: dict[str, Any] = {
         "machine": machine(),
-        "sample": dbt_build(workdir, "sample", None),
+        "sample": None if args.skip_sample else dbt_build(workdir, "sample", None),
         "sizes": [],
     }
     for rows in args.rows:
@@ -288,21 +348,32 @@ def main() -> None:
         if args.repeat:
             again = dbt_build(workdir, f"n{rows}_again", generate(rows, "parquet", workdir), rows)
             entry["deterministic"] = again["score_checksum"] == entry["pipeline"]["score_checksum"]
+        version = register_saved(workdir, f"n{rows}") if args.frozen or args.decide else ""
         if args.frozen:
-            version = register(
-                workdir / f"models_n{rows}",
-                workdir / "registry",
-                facts=model_facts(reference()),
-                model_card=[],
-                created_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            )
             frozen = dbt_build(
                 workdir, f"n{rows}_frozen", generate(rows, "parquet", workdir), rows, version
             )
             entry["frozen"] = frozen
+        if args.decide:
+            decision = dbt_build(
+                workdir,
+                f"n{rows}_decision",
+                generate(rows, "parquet", workdir),
+                rows,
+                version,
+                decide_only=True,
+            )
+            entry["decision"] = decision
+            entry["decision_same_open_loan_scores"] = (
+                decision["open_loan_checksum"] == entry["pipeline"]["open_loan_checksum"]
+            )
         if rows <= args.baseline_max_rows:
             entry["writeup"] = baseline(generate(rows, "csv", workdir))
             entry["speedup"] = round(entry["writeup"]["seconds"] / entry["pipeline"]["seconds"], 2)
+            if args.decide:
+                entry["decision_speedup"] = round(
+                    entry["writeup"]["seconds"] / entry["decision"]["seconds"], 2
+                )
         report["sizes"].append(entry)
         print(json.dumps(entry), file=sys.stderr)
 
@@ -319,7 +390,9 @@ def summary(report: dict[str, Any]) -> str:
         f"machine: {m['cpu']}, {m['cores']} cores, {m['memory_gb']} GiB; "
         f"Python {m['python']}, DuckDB {m['duckdb']}",
         f"bundled sample: dbt build {sample['seconds']} s on {sample['cpu_seconds']} s of CPU, "
-        f"peak {sample['peak_rss_mb']} MB",
+        f"peak {sample['peak_rss_mb']} MB"
+        if sample
+        else "bundled sample: not run",
         "",
         "| loans | dbt build (s) | CPU (s) | peak RSS (MB) | loans scored | with reasons "
         "| outcome AUC, open | write-up (s) | write-up scored | speed-up |",
@@ -337,6 +410,18 @@ def summary(report: dict[str, Any]) -> str:
             f"| {p['scored_loans']:,} | {p['loans_with_reasons']:,} | {p['open_auc_outcome']} "
             f"| {writeup} |"
         )
+    for entry in report["sizes"]:
+        if "decision" in entry:
+            d = entry["decision"]
+            speedup = entry.get("decision_speedup")
+            lines.append(
+                f"decision run at {entry['rows']:,}: {d['seconds']} s on {d['cpu_seconds']} s of "
+                f"CPU, peak {d['peak_rss_mb']:,.0f} MB, {d['scored_loans']:,} open loans scored, "
+                f"{d['tests_run']} tests, load average {d['load_average'][0]:.2f}"
+                + (f", {speedup}x the write-up" if speedup else "")
+                + f"; same open-loan scores as the full build: "
+                f"{entry['decision_same_open_loan_scores']}"
+            )
     lines.append("")
     for entry in report["sizes"]:
         timings = sorted(entry["pipeline"]["model_seconds"].items(), key=lambda item: -item[1])
