@@ -373,6 +373,10 @@ def decision_run(history: History, tmp_path_factory: pytest.TempPathFactory) -> 
     full = Path(shutil.copy(history.paths.served, root / "full.duckdb"))
     shutil.copy(history.paths.served, paths.served)
     shutil.copytree(registry_dir(history.paths.served), registry_dir(paths.served))
+    # As if no build had yet seen cycle 1's outcomes: the decision run must find
+    # them in the book itself (it scores no resolved loan).
+    with duckdb.connect(str(paths.served)) as connection:
+        connection.execute("delete from main.decision_outcomes")
     result = run_cli(
         "build",
         "--loans",
@@ -428,7 +432,10 @@ def test_the_decision_run_scores_no_resolved_loan(
     decision_run: DecisionRun, history: History
 ) -> None:
     for table in ("int_loan_outcome_scores", "int_loan_segment_scores", "int_loan_segments"):
-        scored = {row[0] for row in query(decision_run.decision, f"select loan_id from {table}")}
+        scored = {
+            row[0]
+            for row in query(decision_run.decision, f"select loan_id from intermediate.{table}")
+        }
         assert scored == history.open_2, table
 
 
@@ -441,7 +448,15 @@ def test_the_decision_run_logs_and_carries_the_history_as_the_full_build(
         0,
         len(history.open_1) + len(history.open_2),
     )
-    for table in ("decision_outcomes", "action_effects", "quarantined_loans", "loan_book_quality"):
+    outcomes = "select * exclude (resolved_build_id) from {db}.main.decision_outcomes"
+    assert differences(decision_run, outcomes, outcomes) == (0, 0, len(history.open_1))
+    # effect_in_use averages over this cycle's loans: DuckDB's parallel sum may differ in
+    # the last bit between two runs of the same query, so it is compared to 1e-12.
+    effects = (
+        "select * exclude (effect_in_use), round(effect_in_use, 12) from {db}.main.action_effects"
+    )
+    assert differences(decision_run, effects, effects) == (0, 0, 3)
+    for table in ("quarantined_loans", "loan_book_quality"):
         every_row = f"select * from {{db}}.main.{table}"
         missing, extra, _ = differences(decision_run, every_row, every_row)
         assert (missing, extra) == (0, 0), table
