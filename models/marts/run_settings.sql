@@ -1,7 +1,9 @@
 -- The analysts' record of the per-run settings this build used, defaults
--- included: one row, exactly stg_run_settings, the row the strategy read
--- its score, thresholds and capacities from. The report draws the
--- thresholds from here.
+-- included: one row, stg_run_settings, the row the strategy read its score,
+-- thresholds and capacities from, with the build's model_version: the
+-- registry id of the models that scored the book, trained or frozen (NULL
+-- when the outcome model fell back). The report draws the thresholds from
+-- here.
 with
 
 settings as (
@@ -10,25 +12,32 @@ settings as (
 
 ),
 
+model_version as (
+
+    select * from {{ ref('int_model_version') }}
+
+),
+
 final as (
 
     select
-        legal_threshold,
-        settlement_threshold,
-        strategy_score,
-        min_resolved_loans,
-        legal_capacity,
-        settlement_capacity,
-        max_outstanding_to_loan_ratio,
-        n_segments,
-        segmentation_sample_rows,
-        scoring_sample_rows,
-        scoring_trees,
-        outcome_sample_rows,
-        outcome_trees,
-        random_state,
-        model_version
+        settings.legal_threshold,
+        settings.settlement_threshold,
+        settings.strategy_score,
+        settings.min_resolved_loans,
+        settings.legal_capacity,
+        settings.settlement_capacity,
+        settings.max_outstanding_to_loan_ratio,
+        settings.n_segments,
+        settings.segmentation_sample_rows,
+        settings.scoring_sample_rows,
+        settings.scoring_trees,
+        settings.outcome_sample_rows,
+        settings.outcome_trees,
+        settings.random_state,
+        model_version.model_version
     from settings
+    cross join model_version
 
 )
 
