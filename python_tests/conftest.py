@@ -12,10 +12,14 @@ from __future__ import annotations
 import csv
 import hashlib
 import os
+import queue
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -27,6 +31,7 @@ import yaml
 
 from loan_recovery.build_info import BuildInfo, utc_now
 from loan_recovery.config import loan_book_columns, project_dir
+from loan_recovery.serving.pause import PAUSE_MARKER
 
 DBT = str(Path(sys.executable).with_name("dbt"))
 CLI = str(Path(sys.executable).with_name("loan-recovery"))
@@ -282,6 +287,7 @@ def info_for(build_id: str, rows: int = 3, **overrides: Any) -> BuildInfo:
     now = utc_now()
     info = BuildInfo(
         build_id=build_id,
+        as_of_date=now.date(),
         started_at=now,
         finished_at=now,
         input_file="f.csv",
@@ -298,3 +304,48 @@ def info_for(build_id: str, rows: int = 3, **overrides: Any) -> BuildInfo:
         duckdb_version=duckdb.__version__,
     )
     return replace(info, **overrides)
+
+
+def stderr_lines(stream: Any) -> queue.Queue[str]:
+    lines: queue.Queue[str] = queue.Queue()
+
+    def pump() -> None:
+        for line in stream:
+            lines.put(line)
+
+    threading.Thread(target=pump, daemon=True).start()
+    return lines
+
+
+def kill_cli_at(step: str, *args: str) -> str:
+    """Start ``loan-recovery *args`` pausing at ``step``, SIGKILL it there; return the marker."""
+    environment = {
+        **os.environ,
+        "LOAN_RECOVERY_PAUSE_AT": step,
+        "LOAN_RECOVERY_PAUSE_SECONDS": "300",
+    }
+    process = subprocess.Popen(
+        [CLI, *args],
+        env=environment,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    lines = stderr_lines(process.stderr)
+    seen: list[str] = []
+    deadline = time.monotonic() + 240
+    try:
+        while not (seen and seen[-1].startswith(f"{PAUSE_MARKER} step={step} ")):
+            try:
+                seen.append(lines.get(timeout=max(deadline - time.monotonic(), 0.1)))
+            except queue.Empty:
+                pytest.fail(f"no pause marker at {step}: {''.join(seen)}")
+        os.kill(process.pid, signal.SIGKILL)  # the crash: the build process alone
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    return seen[-1].strip()

@@ -35,7 +35,24 @@ final as (
         settings.outcome_sample_rows,
         settings.outcome_trees,
         settings.random_state,
-        model_version.model_version
+        model_version.model_version,
+        settings.as_of_date,
+        settings.experiment_id,
+        settings.challenger_share,
+        settings.explore_share,
+        settings.challenger_legal_threshold,
+        settings.challenger_settlement_threshold,
+        settings.legal_min_days_past_due,
+        settings.reminders_cost,
+        settings.settlement_cost,
+        settings.legal_cost,
+        settings.settlement_haircut,
+        settings.partial_recovery_share,
+        settings.decision_policy,
+        settings.challenger_policy,
+        settings.min_randomised_outcomes,
+        settings.settlement_prior_effect,
+        settings.legal_prior_effect
     from settings
     cross join model_version
 

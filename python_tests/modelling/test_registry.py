@@ -21,7 +21,7 @@ import pytest
 
 from conftest import query, run_cli, served_build_info, sha256
 from loan_recovery.generate import DRIFTED, write_loan_book
-from loan_recovery.modelling.registry import MANIFEST
+from loan_recovery.modelling.registry import MANIFEST, record_manifest
 from loan_recovery.report import queries
 from loan_recovery.report.facts import build_facts, header_rows
 
@@ -264,13 +264,24 @@ def test_a_truncated_artifact_is_refused(copy: Registry) -> None:
     )
 
 
-def edit_manifest(copy: Registry, edit: dict[str, object]) -> None:
+def edit_manifest(copy: Registry, edit: dict[str, object], *, record: bool = True) -> None:
+    """Edit the manifest; with ``record``, also its sha256 in the registry's record.
+
+    Recording the edit (what someone who can write the whole registry can
+    do) lets a test reach the check behind the record: facts, libraries,
+    the approval's own pin.
+    """
     path = copy.registry / copy.version / MANIFEST
     manifest = json.loads(path.read_text(encoding="utf-8"))
     for key, value in edit.items():
         section, _, name = key.partition(".")
-        manifest[section][name] = value
+        if name:
+            manifest[section][name] = value
+        else:
+            manifest[section] = value
     path.write_text(json.dumps(manifest), encoding="utf-8")
+    if record:
+        record_manifest(copy.registry, copy.version, sha256(path))
 
 
 def test_an_artifact_for_another_feature_list_is_refused(copy: Registry) -> None:
@@ -296,6 +307,43 @@ def test_a_manifest_edited_after_approval_is_refused(copy: Registry) -> None:
     edit_manifest(copy, {"source.input_file": "another.csv"})
     assert refused(copy, "--model", "approved") == (
         f"model {copy.version}: its manifest changed after it was approved; approve it again"
+    )
+
+
+def test_a_forged_model_card_is_flagged_and_refused(copy: Registry) -> None:
+    """The red team's forgery: AUC 0.99 on 50,000 rows in a manifest, the record not updated."""
+    card = json.loads((copy.registry / copy.version / MANIFEST).read_text(encoding="utf-8"))
+    card["model_card"] = [
+        {**row, "roc_auc": 0.99} if row["score_name"] == "outcome" else row
+        for row in card["model_card"]
+    ]
+    edit_manifest(
+        copy, {"training_rows.outcome": 50_000, "model_card": card["model_card"]}, record=False
+    )
+    forged = (
+        f"model {copy.version}: its manifest is not the one saved (sha256 differs from the "
+        "registry's record in MANIFESTS); restore it or retrain"
+    )
+    listed = run_cli("models", "list", "--db", str(copy.served))
+    assert listed.returncode == 0, listed.stderr
+    row = next(line for line in listed.stdout.splitlines() if line.startswith(copy.version))
+    assert row.endswith(f"UNUSABLE: {forged}")
+    assert "50,000" not in row and "0.990" not in row
+    approving = run_cli("models", "approve", "--db", str(copy.served), copy.version)
+    assert approving.returncode == EXIT_BAD_INPUT
+    assert approving.stderr.splitlines() == [f"loan-recovery models approve: {forged}"]
+    assert refused(copy, "--model", copy.version) == forged
+    assert refused(copy, "--model", "approved") == forged
+
+
+def test_a_valid_array_of_another_model_is_caught_by_its_sha256(copy: Registry) -> None:
+    """The segment score's trees.npz is a valid zip of valid trees; only its sha256 tells."""
+    artifact = copy.registry / copy.version
+    theirs = (artifact / "segment_score" / "trees.npz").read_bytes()
+    (artifact / "outcome" / "trees.npz").write_bytes(theirs)
+    assert refused(copy, "--model", copy.version) == (
+        f"model {copy.version}: outcome/trees.npz does not match its sha256 in the manifest "
+        f"({len(theirs)} bytes); the artifact was changed or truncated"
     )
 
 

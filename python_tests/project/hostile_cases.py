@@ -20,6 +20,7 @@ import contextlib
 import fcntl
 import gzip
 import hashlib
+import json
 import os
 import shutil
 import signal
@@ -33,11 +34,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+from sklearn.ensemble import RandomForestClassifier
 
-from loan_recovery.config import project_dir
+from loan_recovery.config import project_dir, reference
 from loan_recovery.generate import generate_loan_book, write_loan_book
+from loan_recovery.modelling import registry as registry_module
+from loan_recovery.modelling.model_store import write_component
 
 # HOSTILE_CASES_CLI runs the table against another checkout's command, e.g.
 # "python -m loan_recovery.cli" with PYTHONPATH at that checkout's src/.
@@ -191,8 +196,63 @@ def _unchanged(name: str) -> Callable[[Outcome], None]:
     return check
 
 
+REMEMBERED = ("victim.txt", "warehouse.duckdb", "book.csv")
+"""Files a case may name that are not ours: their bytes before the command, for _unchanged."""
+
+
 def _remember(directory: Path, *names: str) -> dict[str, object]:
     return {name: sha256(directory / name) for name in names}
+
+
+def run_with_env(**env: str) -> Callable[[list[str], Path], subprocess.CompletedProcess[str]]:
+    def run(argv: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+        return run_cli(argv, cwd, env=env)
+
+    return run
+
+
+def saved_artifact(directory: Path) -> tuple[Path, str]:
+    """served.duckdb.registry holding one artifact, registered without dbt: (registry, version).
+
+    Tiny fitted models (a three-tree forest on random numbers) saved through
+    the registry's own register(), so the artifact is real in every respect
+    the refusals judge; the cases using it never reach dbt.
+    """
+    rng = np.random.default_rng(7)
+    features = rng.normal(size=(60, 3))
+    forest = RandomForestClassifier(n_estimators=3, random_state=7).fit(
+        features, features[:, 0] > 0
+    )
+    store = directory / "store"
+    meta = {"training_rows": 60}
+    write_component(
+        "segmentation", {**meta, "version": "s"}, {"centroids": features[:4]}, None, store
+    )
+    write_component("segment_score", {**meta, "version": "ss"}, None, forest, store)
+    write_component("outcome", {**meta, "version": "o"}, None, forest, store)
+    write_component("monitoring", {"version": "m", "variables": []}, None, None, store)
+    registry = directory / "served.duckdb.registry"
+    version = registry_module.register(
+        store,
+        registry,
+        facts=registry_module.model_facts(reference()),
+        model_card=[{"score_name": "outcome", "roc_auc": 0.71}],
+        created_at="2026-01-01T00:00:00Z",
+    )
+    shutil.rmtree(store)
+    return registry, version
+
+
+def edit_manifest(
+    registry: Path, version: str, edit: Callable[[dict[str, object]], None], *, record: bool
+) -> None:
+    """Edit an artifact's manifest; ``record`` also updates the registry's record of it."""
+    path = registry / version / registry_module.MANIFEST
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    edit(manifest)
+    path.write_text(json.dumps(manifest), encoding="utf-8")
+    if record:
+        registry_module.record_manifest(registry, version, sha256(path))
 
 
 # --------------------------------------------------------------------------- books
@@ -226,6 +286,39 @@ def _malformed(directory: Path) -> Path:
     rows[30] = ",".join(rows[30].split(",")[:15])
     rows[40] = rows[40].replace("LN_", '"LN_', 1)
     path = directory / "malformed.csv"
+    path.write_text("\n".join([header, *rows]) + "\n")
+    return path
+
+
+def _odd_line_ends(directory: Path) -> Path:
+    """Red team: a line holding only CR, a CR CR LF ending, a last line ending in a bare CR."""
+    header, *rows = book(directory).read_text().splitlines()
+    text = header + "\n"
+    for number, row in enumerate(rows):
+        if number == 10:
+            text += "\r\n"  # after file line 11: a line holding only CR (line 12, blank)
+        if number == 30:
+            text += row + "\r\r\n"  # file line 33 ends at CR; CR LF ends blank line 34
+        elif number == len(rows) - 1:
+            text += row + "\r"
+        else:
+            text += row + "\n"
+    path = directory / "line_ends.csv"
+    path.write_bytes(text.encode())
+    return path
+
+
+def _stray_quote(directory: Path) -> Path:
+    """Red team: an unclosed quote on line 78, a quoted field on line 89."""
+    header, *rows = book(directory).read_text().splitlines()
+    columns = header.split(",")
+    stray = rows[76].split(",")
+    stray[columns.index("Age")] = '"' + stray[columns.index("Age")]
+    rows[76] = ",".join(stray)
+    quoted = rows[87].split(",")
+    quoted[columns.index("Loan_ID")] = f'"{quoted[columns.index("Loan_ID")]}"'
+    rows[87] = ",".join(quoted)
+    path = directory / "stray_quote.csv"
     path.write_text("\n".join([header, *rows]) + "\n")
     return path
 
@@ -363,6 +456,87 @@ def _prepare_db_is_csv(directory: Path) -> list[str]:
     return ["build", "--db", "some.csv", "--vars", FAST]
 
 
+def _prepare_db_holds_build_info(directory: Path) -> list[str]:
+    """Someone's warehouse that happens to have a table named build_info."""
+    with duckdb.connect(str(directory / "warehouse.duckdb")) as connection:
+        connection.execute("create table build_info (build_id varchar, loaded_at varchar)")
+        connection.execute("insert into build_info values ('nightly-42', '2026-01-01')")
+        connection.execute("create table invoices as select range as invoice_id from range(10)")
+    return ["build", "--db", "warehouse.duckdb", "--vars", FAST]
+
+
+def _prepare_report_over_a_book(directory: Path) -> list[str]:
+    book(directory, "book.csv")
+    return ["report", "--db", "served.duckdb", "--out", "book.csv"]
+
+
+def _prepare_forged_card(directory: Path) -> list[str]:
+    registry, version = saved_artifact(directory)
+
+    def forge(manifest: dict[str, object]) -> None:
+        manifest["training_rows"] = {"outcome": 50_000}
+        manifest["model_card"] = [{"score_name": "outcome", "roc_auc": 0.99}]
+
+    edit_manifest(registry, version, forge, record=False)
+    return ["build", "--db", "served.duckdb", "--model", version, "--vars", FAST]
+
+
+def _prepare_pickle_array(directory: Path) -> list[str]:
+    """A pickle-bearing arrays.npz whose sha256 was updated in the manifest and the record."""
+    registry, version = saved_artifact(directory)
+    payload = directory / "payload.npz"
+    np.savez(payload, centroids=np.array([{"run": "code"}], dtype=object))
+    arrays = registry / version / "segmentation" / "arrays.npz"
+    shutil.copyfile(payload, arrays)
+
+    def rehash(manifest: dict[str, object]) -> None:
+        files = manifest["files"]
+        assert isinstance(files, dict)
+        files["segmentation/arrays.npz"] = sha256(arrays)
+
+    edit_manifest(registry, version, rehash, record=True)
+    return ["build", "--db", "served.duckdb", "--model", version, "--vars", FAST]
+
+
+def _prepare_wrongly_typed_manifest(directory: Path) -> list[str]:
+    registry, version = saved_artifact(directory)
+
+    def lots(manifest: dict[str, object]) -> None:
+        manifest["training_rows"] = {"outcome": "lots"}
+
+    edit_manifest(registry, version, lots, record=True)
+    return ["models", "list", "--db", "served.duckdb"]
+
+
+def _check_listed_unusable(outcome: Outcome) -> None:
+    assert "UNUSABLE: model" in outcome.stdout
+    assert "its manifest field training_rows.outcome is 'lots'" in outcome.stdout
+
+
+def _prepare_killed_register(directory: Path) -> list[str]:
+    """A scratch folder a register killed mid-write left; the next writer (approve) cleans it."""
+    registry, version = saved_artifact(directory)
+    (registry / f".{'0' * 12}.killed" / "outcome").mkdir(parents=True)
+    return ["models", "approve", "--db", "served.duckdb", version]
+
+
+def _check_scratch_not_listed(outcome: Outcome) -> None:
+    listed = run_cli(["models", "list", "--db", "served.duckdb"], outcome.directory)
+    assert listed.returncode == 0, listed.stderr
+    assert "000000000000" not in listed.stdout
+
+
+def _prepare_read_only_registry(directory: Path) -> list[str]:
+    book(directory)
+    (directory / "ro").mkdir()
+    return ["build", "--loans", "book.csv", "--db", "served.duckdb", "--vars", FAST]
+
+
+def _read_only_registry_run(argv: list[str], cwd: Path):
+    with mounted(cwd / "ro", "ro,size=64k"):
+        return run_cli(argv, cwd, env={"LOAN_RECOVERY_REGISTRY": str(cwd / "ro" / "registry")})
+
+
 def _prepare_db_is_dir(directory: Path) -> list[str]:
     (directory / "adir").mkdir()
     return ["build", "--db", "adir", "--vars", FAST]
@@ -400,11 +574,16 @@ def _prepare_restricted(directory: Path) -> list[str]:
 def _check_restricted(outcome: Outcome) -> None:
     info = (outcome.directory / "served.duckdb").stat()
     assert (oct(info.st_mode & 0o777), info.st_gid) == ("0o640", 65534)
-    for folder in [
-        outcome.directory / "served.duckdb.builds",
-        *(outcome.directory / "served.duckdb.builds").iterdir(),
-    ]:
-        assert not folder.stat().st_mode & 0o002, f"{folder} is world-writable"
+    builds = outcome.directory / "served.duckdb.builds"
+    registry = outcome.directory / "served.duckdb.registry"
+    folders = [builds, registry, *registry.iterdir()]
+    for build in builds.iterdir():  # the build's own folders: target, logs, models, registry
+        folders += [build, *(path for path in build.iterdir() if path.is_dir())]
+    assert any(folder.name == "target" for folder in folders)
+    for folder in folders:
+        if folder.is_dir():
+            mode = folder.stat().st_mode & 0o777
+            assert not mode & 0o027, f"{folder} is {oct(mode)}: at most rwxr-x--- is promised"
 
 
 def _prepare_read_only_db(directory: Path) -> list[str]:
@@ -473,6 +652,34 @@ def _check_malformed(outcome: Outcome) -> None:
     assert [line for line, _ in reasons] == [22, 32, 42]
     assert [reason.split(":")[0] for _, reason in reasons] == ["malformed row"] * 3
     assert served_rows(served) == ROWS - 3
+
+
+def _quarantined_lines(expected: list[tuple[int, str]], clean: int) -> Callable[[Outcome], None]:
+    def check(outcome: Outcome) -> None:
+        served = outcome.directory / "served.duckdb"
+        with duckdb.connect(str(served), read_only=True) as connection:
+            found = connection.execute(
+                "select source_line_number, reject_reason from main.quarantined_loans order by 1"
+            ).fetchall()
+            rows_in = connection.execute("select rows_in from main.build_info").fetchone()
+        assert found == expected, found
+        assert served_rows(served) == clean, served_rows(served)
+        assert rows_in == (clean + len(expected),), rows_in
+
+    return check
+
+
+def _check_stray_quote(outcome: Outcome) -> None:
+    _quarantined_lines(
+        [(78, "malformed row: a quote opened on line 78 is never closed")], ROWS - 1
+    )(outcome)
+    served = outcome.directory / "served.duckdb"
+    with duckdb.connect(str(served), read_only=True) as connection:
+        # The loans on lines 79 to 89 (the last with a quoted Loan_ID) all reached staging.
+        found = connection.execute(
+            "select count(*) from staging.stg_loans where source_row_number between 78 and 88"
+        ).fetchone()
+    assert found == (11,)
 
 
 def _check_peer(outcome: Outcome) -> None:
@@ -573,6 +780,14 @@ CASES: list[Case] = [
     Case("--db is a CSV", _prepare_db_is_csv, 2, "is not a loan-recovery build", "unchanged"),
     Case("--db is a directory", _prepare_db_is_dir, 2, "is a directory", "unchanged"),
     Case(
+        "--db holds someone's build_info table",
+        _prepare_db_holds_build_info,
+        2,
+        "is not a loan-recovery build (its build_info is not one loan-recovery writes",
+        "unchanged",
+        _unchanged("warehouse.duckdb"),
+    ),
+    Case(
         "? in --db path",
         _prepare_question_mark_in_db,
         2,
@@ -590,6 +805,22 @@ CASES: list[Case] = [
     # 4. Malformed rows are quarantined with their line; '#' rows are data.
     Case(
         "malformed rows", _build_of(_malformed), 0, "published build", "published", _check_malformed
+    ),
+    Case(
+        "CR line, CR CR LF and a bare CR at the end",
+        _build_of(_odd_line_ends),
+        0,
+        "published build",
+        "published",
+        _quarantined_lines([(12, "blank line"), (34, "blank line")], ROWS),
+    ),
+    Case(
+        "stray quote before a quoted field",
+        _build_of(_stray_quote),
+        0,
+        "published build",
+        "published",
+        _check_stray_quote,
     ),
     # 5. Reference lists cannot be overridden.
     Case(
@@ -612,6 +843,99 @@ CASES: list[Case] = [
         2,
         "invalid --vars: legal_threshold",
         "unchanged",
+    ),
+    Case(
+        "--vars outcome_trees 1e20",
+        lambda d: [
+            "build",
+            "--db",
+            "served.duckdb",
+            "--vars",
+            "{outcome_trees: 100000000000000000000}",
+        ],
+        2,
+        "invalid --vars: outcome_trees must be a whole number from 1 to 1000",
+        "unchanged",
+    ),
+    Case(
+        "--vars gives a key twice",
+        lambda d: [
+            "build",
+            "--db",
+            "served.duckdb",
+            "--vars",
+            "{legal_threshold: 0.8, legal_threshold: 0.2}",
+        ],
+        2,
+        "--vars gives legal_threshold twice",
+        "unchanged",
+    ),
+    Case(
+        "DuckDB memory -1",
+        _plain_build,
+        2,
+        "LOAN_RECOVERY_DUCKDB_MEMORY='-1' is not a DuckDB memory limit",
+        "unchanged",
+        run=run_with_env(LOAN_RECOVERY_DUCKDB_MEMORY="-1"),
+    ),
+    Case(
+        "DuckDB memory 999TB",
+        _plain_build,
+        2,
+        "LOAN_RECOVERY_DUCKDB_MEMORY='999TB' is more than this machine's",
+        "unchanged",
+        run=run_with_env(LOAN_RECOVERY_DUCKDB_MEMORY="999TB"),
+    ),
+    Case(
+        "DuckDB memory 1KB",
+        _plain_build,
+        2,
+        "LOAN_RECOVERY_DUCKDB_MEMORY='1KB' is less than 256 MB",
+        "unchanged",
+        run=run_with_env(LOAN_RECOVERY_DUCKDB_MEMORY="1KB"),
+    ),
+    # Model artifacts: refused before anything is built.
+    Case(
+        "forged model card",
+        _prepare_forged_card,
+        3,
+        "its manifest is not the one saved",
+        "unchanged",
+    ),
+    Case(
+        "pickle-bearing array with a matching sha256",
+        _prepare_pickle_array,
+        3,
+        "segmentation/arrays.npz holds an array only pickle can read",
+        "unchanged",
+    ),
+    Case(
+        "models list with a wrongly typed manifest field",
+        _prepare_wrongly_typed_manifest,
+        0,
+        "registry ",
+        "unchanged",
+        _check_listed_unusable,
+    ),
+    Case(
+        "scratch folder of a killed register",
+        _prepare_killed_register,
+        0,
+        "approved model",
+        "unchanged",
+        _check_all(
+            _no_file_named(f".{'0' * 12}.killed"),
+            _check_scratch_not_listed,
+        ),
+    ),
+    Case(
+        "registry on a read-only file system",
+        _prepare_read_only_registry,
+        2,
+        "cannot be written",
+        "unchanged",
+        run=_read_only_registry_run,
+        needs_mount=True,
     ),
     # 6. A kill at the swap keeps the rollback target.
     Case(
@@ -710,6 +1034,14 @@ CASES: list[Case] = [
         needs_mount=True,
     ),
     Case(
+        "report --out a loan book",
+        _prepare_report_over_a_book,
+        2,
+        "the report is an .html file",
+        "unchanged",
+        _unchanged("book.csv"),
+    ),
+    Case(
         "report --db on a CSV",
         lambda d: ["report", "--db", str(book(d, "x.csv")), "--out", "r.html"],
         3,
@@ -732,7 +1064,13 @@ CASES: list[Case] = [
     ),
     Case("UTF-16 file", _build_of(_utf16), 3, "is UTF-16 text", "unchanged"),
     Case("gzip bytes", _build_of(_gzip_bytes), 3, "is gzip-compressed", "unchanged"),
-    Case("oversized field", _build_of(_oversized_field), 3, "CSV error on line 6", "unchanged"),
+    Case(
+        "oversized field",
+        _build_of(_oversized_field),
+        3,
+        "line 6 is longer than 8 MiB",
+        "unchanged",
+    ),
     Case(
         "--loans is a directory", _prepare_loans_dir, 3, "a directory, not a loan book", "unchanged"
     ),
@@ -798,8 +1136,9 @@ def run_case(case: Case, template: Path, workdir: Path) -> Outcome:
     served = directory / "served.duckdb"
     argv = case.prepare(directory)
     notes: dict[str, object] = {"previous_build": build_id(directory / "served.duckdb.previous")}
-    if (directory / "victim.txt").exists():
-        notes.update(_remember(directory, "victim.txt"))
+    notes.update(
+        _remember(directory, *(name for name in REMEMBERED if (directory / name).exists()))
+    )
     before = sha256(served) if served.exists() else None
     done = (case.run or run_cli)(argv, directory)
     after = sha256(served) if served.exists() else None

@@ -200,7 +200,7 @@ def test_thresholds_by_var_reach_run_settings_and_split_the_scores(
         ),
         ({"legal_threshold": 1.5}, "legal_threshold must be a number between 0 and 1"),
         ({"settlement_threshold": "high"}, "settlement_threshold must be a number between 0 and 1"),
-        ({"n_segments": 1}, "n_segments must be a whole number of at least 2"),
+        ({"n_segments": 1}, "n_segments must be a whole number from 2 to 1000"),
         ({"reference": {"category_values": {}}}, "'reference' holds the project's fixed facts"),
         ({"legal_threshold": "{{ 0.9 }}"}, "legal_threshold holds Jinja"),
     ],

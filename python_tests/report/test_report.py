@@ -733,6 +733,8 @@ def test_html_is_self_contained_with_plotly_js_once(
     )
     assert not remote
     assert report_file.stat().st_size < 20_000_000
+    # The marker `report --out` recognises its own earlier report by sits in the head.
+    assert page.REPORT_MARKER in page_html[: page_html.index("</head>")][:4096]
 
 
 def test_report_reads_only_the_relations_its_exposure_declares(

@@ -6,6 +6,7 @@ databases; serving/test_end_to_end.py drives the whole command with dbt.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import os
 import threading
@@ -18,7 +19,7 @@ import pytest
 
 from conftest import info_for, needs
 from loan_recovery import build_info
-from loan_recovery.serving import swap
+from loan_recovery.serving import paths, swap
 from loan_recovery.serving.loan_book import LoanBook
 from loan_recovery.serving.paths import ServedPaths
 
@@ -39,22 +40,47 @@ def needs_root() -> None:
     needs(os.geteuid() == 0, "giving a file another group needs root")
 
 
+def bid(label: str) -> str:
+    """The build id a test's build ``label`` ("b1", "old") is written as: a real one.
+
+    A file is one of our builds only when its build_info names a build id of
+    paths.BUILD_ID's form, so the served-like files carry real ids; tests
+    keep naming builds by label (build_id_of translates back).
+    """
+    if paths.BUILD_ID.match(label):
+        return label
+    built = f"20260101T000000Z-{hashlib.sha256(label.encode()).hexdigest()[:6]}"
+    _LABELS[built] = label
+    return built
+
+
+_LABELS: dict[str, str] = {}
+
+
 def make_database(path: Path, build_id: str | None, rows: int = 3, *, view: bool = False) -> Path:
-    """A small served-like file in DuckDB 1.x storage, with build_info when build_id is set."""
+    """A small served-like file in DuckDB 1.x storage, with build_info when build_id is set.
+
+    It holds what makes a file one of ours (paths.check_replaceable): the
+    served tables staging.stg_loans and main.run_settings, and build_info
+    with the build id ``bid(build_id)``.
+    """
     with duckdb.connect(str(path), config={"storage_compatibility_version": V1}) as connection:
         connection.execute("create schema staging")
         connection.execute(
             f"create table staging.stg_loans as select range as loan_id from range({rows})"
         )
+        connection.execute("create table main.run_settings as select 0.75 as legal_threshold")
         if build_id is not None:
-            build_info.write(connection, info_for(build_id, rows))
+            build_info.write(connection, info_for(bid(build_id), rows))
         if view:
             connection.execute("create view loans_view as select * from staging.stg_loans")
     return path
 
 
 def build_id_of(path: Path) -> str | None:
-    return swap.read_build_id(path)
+    """The build a file holds, by the label its test gave it (else its build id)."""
+    found = swap.read_build_id(path)
+    return _LABELS.get(found, found) if found is not None else None
 
 
 class Killed(BaseException):

@@ -13,6 +13,7 @@ from loan_recovery.serving.dbt_run import DbtRun
 from loan_recovery.serving.paths import ServedPaths
 from serving.helpers import (
     CSV,
+    bid,
     building,
     kill_after_first_rename,
     make_database,
@@ -68,4 +69,31 @@ def test_the_next_build_recovers_before_anything_else(
     assert state(served)["previous"] == "b2"
     assert not served.previous_partial.exists()
     assert caught.value.log is not None
-    assert "kept served.duckdb.previous.partial (build b2)" in caught.value.log.read_text()
+    kept = f"kept served.duckdb.previous.partial (build {bid('b2')})"
+    assert kept in caught.value.log.read_text()
+
+
+def test_a_training_build_whose_registry_cannot_be_written_stops_before_dbt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found in a second, naming the folder, not after the whole dbt run (exit 2)."""
+    served = make_database(tmp_path / "served.duckdb", "b1")
+    before = sha256(served)
+    blocker = tmp_path / "shared"
+    blocker.write_text("a file where the registry's folder should be\n")
+    registry = blocker / "registry"
+    monkeypatch.setenv("LOAN_RECOVERY_REGISTRY", str(registry))
+    started: list[object] = []
+    monkeypatch.setattr(building, "run_dbt", lambda *args: started.append(args))
+    loans = tmp_path / "book.csv"
+    loans.write_bytes(CSV)
+    with pytest.raises(BuildError) as caught:
+        building.build(loans=loans, served=served)
+    assert (caught.value.step, caught.value.exit_code) == ("register", EXIT_USAGE)
+    assert caught.value.reason.startswith(f"the model registry {registry} cannot be written (")
+    assert caught.value.reason.endswith(
+        "; a training build saves its models there: make it writable, set "
+        "LOAN_RECOVERY_REGISTRY to a folder that is, or score with --model"
+    )
+    assert started == []
+    assert sha256(served) == before

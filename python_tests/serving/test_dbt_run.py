@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 from pathlib import Path
 
 import pytest
 
-from loan_recovery.serving.dbt_run import PARSE_STATE, dbt_command, reuse_parse_state
-from loan_recovery.serving.paths import BuildDir
+from loan_recovery.serving import dbt_run
+from loan_recovery.serving.dbt_run import PARSE_STATE, dbt_command, reuse_parse_state, run_dbt
+from loan_recovery.serving.paths import BuildDir, make_directory
 from serving.helpers import a_loan_book
 
 
@@ -57,3 +60,33 @@ def test_reuse_parse_state_copies_the_newest_real_file_and_never_fails_the_build
     blocked.target.write_text("a file where the target directory goes")
     assert reuse_parse_state(blocked, [older.root]) is None
     assert reuse_parse_state(BuildDir(tmp_path / "f"), []) is None
+
+
+def test_the_folders_dbt_writes_into_are_at_most_rwxr_x(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """target/ and models/ exist before dbt starts, so dbt's umask-wide mkdir never makes them."""
+
+    class FinishedDbt:
+        """Stands for the dbt process: it runs nothing and exits 0."""
+
+        def __init__(self, *_: object, **__: object) -> None:
+            pass
+
+        def wait(self) -> int:
+            return 0
+
+        def poll(self) -> int:
+            return 0
+
+    monkeypatch.setattr(dbt_run.subprocess, "Popen", FinishedDbt)
+    directory = BuildDir(tmp_path / "b")
+    make_directory(directory.logs)
+    original = os.umask(0)
+    try:
+        run_dbt(directory, tmp_path, {}, None)
+    finally:
+        os.umask(original)
+    for folder in (directory.target, directory.models):
+        mode = stat.S_IMODE(folder.stat().st_mode)
+        assert mode & 0o027 == 0, f"{folder} is {oct(mode)}"

@@ -15,12 +15,10 @@ import csv
 import fcntl
 import json
 import os
-import queue
 import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -32,7 +30,7 @@ from typing import Any
 import duckdb
 import pytest
 
-from conftest import CLI, needs, query, run_cli, served_build_info, sha256, valid_loan
+from conftest import kill_cli_at, needs, query, run_cli, served_build_info, sha256, valid_loan
 from loan_recovery.build_info import BuildInfo, utc_now
 from loan_recovery.config import loan_book_columns, project_dir, run_setting_defaults
 from loan_recovery.generate import write_loan_book
@@ -422,17 +420,6 @@ class Crash:
     dbt_child_alive: bool
 
 
-def _lines(stream: Any) -> queue.Queue[str]:
-    lines: queue.Queue[str] = queue.Queue()
-
-    def pump() -> None:
-        for line in stream:
-            lines.put(line)
-
-    threading.Thread(target=pump, daemon=True).start()
-    return lines
-
-
 def _alive(pid: int) -> bool:
     """Running (a zombie waiting to be reaped does not count)."""
     try:
@@ -440,40 +427,6 @@ def _alive(pid: int) -> bool:
     except (FileNotFoundError, IndexError):
         return False
     return state != "Z"
-
-
-def kill_cli_at(step: str, *args: str) -> str:
-    """Start ``loan-recovery *args`` pausing at ``step``, SIGKILL it there; return the marker."""
-    environment = {
-        **os.environ,
-        "LOAN_RECOVERY_PAUSE_AT": step,
-        "LOAN_RECOVERY_PAUSE_SECONDS": "300",
-    }
-    process = subprocess.Popen(
-        [CLI, *args],
-        env=environment,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    lines = _lines(process.stderr)
-    seen: list[str] = []
-    deadline = time.monotonic() + 240
-    try:
-        while not (seen and seen[-1].startswith(f"{PAUSE_MARKER} step={step} ")):
-            try:
-                seen.append(lines.get(timeout=max(deadline - time.monotonic(), 0.1)))
-            except queue.Empty:
-                pytest.fail(f"no pause marker at {step}: {''.join(seen)}")
-        os.kill(process.pid, signal.SIGKILL)  # the crash: the build process alone
-        process.wait(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    return seen[-1].strip()
 
 
 def kill_build_at(step: str, paths: ServedPaths, loans: Path) -> str:

@@ -15,7 +15,7 @@ from loan_recovery.config import project_dir
 from loan_recovery.errors import BuildError
 from loan_recovery.serving import finalize as finalizing
 from loan_recovery.serving import paths
-from serving.helpers import V1, build_id_of, make_database
+from serving.helpers import V1, bid, build_id_of, make_database
 
 
 def test_profile_sets_duckdb_1x_storage() -> None:
@@ -29,7 +29,11 @@ def test_finalize_writes_build_info_checkpointed_in_1x_storage(tmp_path: Path) -
     checked = finalizing.verify(
         database, storage_version=V1, expected_relations={"staging.stg_loans"}, build_id="b1"
     )
-    assert checked.relations == {"staging.stg_loans": 3, "main.build_info": 1}
+    assert checked.relations == {
+        "staging.stg_loans": 3,
+        "main.run_settings": 1,
+        "main.build_info": 1,
+    }
     assert (checked.storage_version, checked.build_id) == (V1, "b1")
     assert build_id_of(database) == "b1"
 
@@ -93,7 +97,7 @@ def test_verify_rejects_missing_relations_wrong_build_and_wal(tmp_path: Path) ->
     # Relations are schema.table: the same name in another schema is not the relation.
     with pytest.raises(BuildError, match=r"missing from the build: main\.stg_loans"):
         finalizing.verify(database, storage_version=V1, expected_relations={"main.stg_loans"})
-    with pytest.raises(BuildError, match="holds build b1, expected b2"):
+    with pytest.raises(BuildError, match=f"holds build {bid('b1')}, expected b2"):
         finalizing.verify(database, storage_version=V1, build_id="b2")
     paths.wal_path(database).write_bytes(b"")
     with pytest.raises(BuildError, match="WAL"):

@@ -12,10 +12,11 @@ import duckdb
 import pytest
 
 from conftest import sha256
+from loan_recovery.config import project_dir
 from loan_recovery.errors import EXIT_USAGE, BuildError
-from loan_recovery.serving import paths
+from loan_recovery.serving import paths, swap
 from loan_recovery.serving.paths import BuildDir, ServedPaths, check_replaceable, make_directory
-from serving.helpers import CSV, hangs, make_database, unblock_fifo
+from serving.helpers import CSV, build_id_of, hangs, make_database, unblock_fifo
 
 
 def test_build_ids_sort_by_time_and_are_unique() -> None:
@@ -80,6 +81,80 @@ def test_check_replaceable_refuses_what_is_not_a_build(tmp_path: Path) -> None:
     assert_refused_as_db(tmp_path / "theirs.duckdb", "no DuckDB build_info table")
     (tmp_path / "link.duckdb").symlink_to(tmp_path / "loans.csv")
     assert_refused_as_db(tmp_path / "link.duckdb", "not a loan-recovery build")
+
+
+def foreign_database(path: Path, *statements: str) -> Path:
+    """Someone else's DuckDB file, made of ``statements``."""
+    with duckdb.connect(str(path)) as connection:
+        for statement in statements:
+            connection.execute(statement)
+    return path
+
+
+def test_a_duckdb_file_with_a_build_info_table_is_not_yet_one_of_ours(tmp_path: Path) -> None:
+    """Ours means: build_info exactly as BuildInfo, one row, a build id, and our served tables."""
+    assert_refused_as_db(
+        foreign_database(
+            tmp_path / "warehouse.duckdb",
+            "create table build_info (build_id varchar, note varchar)",
+            "insert into build_info values ('nightly', 'the finance team''s build log')",
+            "create table invoices as select range as invoice_id from range(5)",
+        ),
+        r"not a loan-recovery build \(its build_info is not one loan-recovery writes",
+    )
+    two_rows = make_database(tmp_path / "two_rows.duckdb", "b1")
+    with duckdb.connect(str(two_rows)) as connection:
+        connection.execute("insert into main.build_info select * from main.build_info")
+    assert_refused_as_db(two_rows, r"its build_info is not one loan-recovery writes")
+    named = make_database(tmp_path / "named.duckdb", "b1")
+    with duckdb.connect(str(named)) as connection:
+        connection.execute("update main.build_info set build_id = 'nightly'")
+    assert_refused_as_db(named, r"build_info names build 'nightly', not a loan-recovery build id")
+    for table in ("main.run_settings", "staging.stg_loans"):
+        missing = make_database(tmp_path / f"without_{table}.duckdb", "b1")
+        with duckdb.connect(str(missing)) as connection:
+            connection.execute(f"drop table {table}")
+        assert_refused_as_db(missing, f"no table {table}")
+
+
+def test_a_build_served_before_an_upgrade_is_still_ours(tmp_path: Path) -> None:
+    """An older build_info (without as_of_date) is replaced; one with a foreign column is not."""
+    older = make_database(tmp_path / "older.duckdb", "b1")
+    with duckdb.connect(str(older)) as connection:
+        connection.execute("alter table main.build_info drop column as_of_date")
+    check_replaceable(older, "--db")
+    widened = make_database(tmp_path / "widened.duckdb", "b1")
+    with duckdb.connect(str(widened)) as connection:
+        connection.execute("alter table main.build_info add column owner varchar")
+    assert_refused_as_db(widened, r"its build_info is not one loan-recovery writes")
+
+
+def test_swap_and_rollback_refuse_a_foreign_build_info_file_too(tmp_path: Path) -> None:
+    """The publish and the rollback judge the served and previous names by the same check."""
+    statements = (
+        "create table build_info (build_id varchar)",
+        "insert into build_info values ('nightly')",
+    )
+    served = ServedPaths(tmp_path / "served.duckdb")
+    foreign_database(served.served, *statements)
+    make_database(served.previous, "old")
+    before = sha256(served.served), sha256(served.previous)
+    with pytest.raises(BuildError, match=r"--db .* is not a loan-recovery build"):
+        swap.swap_in(make_database(tmp_path / "new.duckdb", "new"), served)
+    with pytest.raises(BuildError, match=r"--db .* is not a loan-recovery build"):
+        swap.rollback_swap(served, project_dir())
+    assert (sha256(served.served), sha256(served.previous)) == before
+    served.served.unlink()
+    served.previous.unlink()
+    make_database(served.served, "old")
+    foreign_database(served.previous, *statements)
+    before = sha256(served.served), sha256(served.previous)
+    with pytest.raises(BuildError, match=r"the previous build .* is not a loan-recovery build"):
+        swap.swap_in(make_database(tmp_path / "newer.duckdb", "newer"), served)
+    with pytest.raises(BuildError, match=r"the previous build .* is not a loan-recovery build"):
+        swap.rollback_swap(served, project_dir())
+    assert (sha256(served.served), sha256(served.previous)) == before
+    assert build_id_of(served.served) == "old"
 
 
 def test_check_replaceable_allows_absent_or_a_build(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -34,6 +35,64 @@ def test_bad_settings_are_a_usage_error(text: str, match: str) -> None:
     assert "\n" not in refused.value.reason
 
 
+@pytest.mark.parametrize(
+    ("text", "repeated"),
+    [
+        ("{legal_threshold: 0.8, legal_threshold: 0.2}", "legal_threshold"),
+        ("{n_segments: 4, scoring_trees: 9, n_segments: 5}", "n_segments"),
+        ("n_segments: 4\nn_segments: 4\n", "n_segments"),
+        ("{reference: {a: 1, a: 2}}", "a"),
+    ],
+)
+def test_a_setting_given_twice_is_a_usage_error(text: str, repeated: str) -> None:
+    """YAML keeps the last of two equal keys; which one the user meant is unknown: refuse."""
+    with pytest.raises(BuildError) as refused:
+        parse_settings(text)
+    assert refused.value.reason == f"--vars gives {repeated} twice; give each setting once"
+    assert (refused.value.step, refused.value.exit_code) == ("settings", EXIT_USAGE)
+
+
+GIB = 1024**3
+
+
+def physical_memory() -> int:
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+@pytest.mark.parametrize(
+    ("value", "why"),
+    [
+        ("-1", "is not a DuckDB memory limit"),
+        ("999TB", "is more than this machine's"),
+        ("1KB", "is less than 256 MB"),
+        ("255MB", "is less than 256 MB"),
+        ("0%", "must be a share from 1% to 100%"),
+        ("101%", "must be a share from 1% to 100%"),
+        ("-5%", "must be a share from 1% to 100%"),
+        ("4", "is not a DuckDB memory limit"),
+        ("4 parsecs", "is not a DuckDB memory limit"),
+    ],
+)
+def test_a_duckdb_memory_limit_out_of_bounds_is_a_usage_error(value: str, why: str) -> None:
+    with pytest.raises(BuildError) as refused:
+        check_duckdb_memory({"LOAN_RECOVERY_DUCKDB_MEMORY": value})
+    assert refused.value.reason.startswith(f"LOAN_RECOVERY_DUCKDB_MEMORY={value!r} ")
+    assert why in refused.value.reason
+    assert (refused.value.step, refused.value.exit_code) == ("settings", EXIT_USAGE)
+    assert "\n" not in refused.value.reason
+
+
+def test_a_duckdb_memory_limit_is_bounded_by_this_machine() -> None:
+    total = physical_memory()
+    within = f"{total // GIB}GiB"
+    check_duckdb_memory({"LOAN_RECOVERY_DUCKDB_MEMORY": within})
+    beyond = f"{total // GIB + 1}GiB"
+    with pytest.raises(BuildError, match="is more than this machine's"):
+        check_duckdb_memory({"LOAN_RECOVERY_DUCKDB_MEMORY": beyond})
+    check_duckdb_memory({"LOAN_RECOVERY_DUCKDB_MEMORY": "256MB"})
+    check_duckdb_memory({"LOAN_RECOVERY_DUCKDB_MEMORY": "100%"})
+
+
 @pytest.mark.parametrize("value", ["lots", "", "{{ 7 * 7 }}", "200%", "4"])
 def test_a_duckdb_memory_limit_duckdb_cannot_read_is_a_usage_error(value: str) -> None:
     with pytest.raises(BuildError, match="LOAN_RECOVERY_DUCKDB_MEMORY=") as refused:
@@ -42,7 +101,7 @@ def test_a_duckdb_memory_limit_duckdb_cannot_read_is_a_usage_error(value: str) -
     assert "\n" not in refused.value.reason
 
 
-@pytest.mark.parametrize("value", ["4GB", "512MiB", "40%"])
+@pytest.mark.parametrize("value", ["1GB", "512MiB", "40%", "0.5 GB", "2gb"])
 def test_a_readable_duckdb_memory_limit_passes(value: str) -> None:
     check_duckdb_memory({"LOAN_RECOVERY_DUCKDB_MEMORY": value})
     check_duckdb_memory({})
@@ -71,6 +130,11 @@ def test_good_settings_and_loans_path_apart() -> None:
     # loans_path names the file, opened by the build: it never reaches dbt's vars.
     assert loans_path == "/d/b{{1}}.csv"
     assert settings == {"n_segments": 5, "legal_threshold": 1, "settlement_threshold": 0.4}
-    # Every per-run setting of dbt_project.yml may be given, with its default.
-    every = {name: value for name, value in run_setting_defaults().items() if name != "loans_path"}
+    # Every per-run setting of dbt_project.yml may be given, with its default
+    # (the decision cycle is --as-of's, never a --vars key).
+    every = {
+        name: value
+        for name, value in run_setting_defaults().items()
+        if name not in ("loans_path", "as_of_date")
+    }
     assert parse_settings(json.dumps(every)) == (every, None)

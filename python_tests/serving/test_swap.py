@@ -26,6 +26,7 @@ from loan_recovery.serving.paths import ServedPaths
 from serving.helpers import (
     CSV,
     NOGROUP,
+    bid,
     build_id_of,
     building,
     kill_after_first_rename,
@@ -144,7 +145,7 @@ def test_swap_refuses_a_previous_that_is_not_a_build(tmp_path: Path) -> None:
             kill_after_first_rename,
             # Step 2 done: b3 is published; the partial holds the build served before it.
             {"served": "b3", "previous": "b1", "previous.partial": "b2", "rollback.partial": None},
-            "kept served.duckdb.previous.partial (build b2) as served.duckdb.previous",
+            f"kept served.duckdb.previous.partial (build {bid('b2')}) as served.duckdb.previous",
             {"served": "b3", "previous": "b2", "previous.partial": None, "rollback.partial": None},
             id="after publishing",
         ),
@@ -171,8 +172,8 @@ def test_a_killed_publish_is_recovered_and_rolls_back(
     assert swap.recover(served) == []
     result = building.rollback(served.served)
     assert (result.restored_build, result.replaced_build) == (
-        recovered["previous"],
-        recovered["served"],
+        bid(str(recovered["previous"])),
+        bid(str(recovered["served"])),
     )
     assert (build_id_of(served.served), build_id_of(served.previous)) == (
         recovered["previous"],
@@ -208,7 +209,7 @@ def test_a_partial_that_is_not_a_build_is_dropped(tmp_path: Path) -> None:
 def test_rollback_swaps_back_and_forth(two_builds: ServedPaths) -> None:
     served = two_builds
     first = building.rollback(served.served)
-    assert (first.restored_build, first.replaced_build) == ("b1", "b2")
+    assert (first.restored_build, first.replaced_build) == (bid("b1"), bid("b2"))
     assert (build_id_of(served.served), build_id_of(served.previous)) == ("b1", "b2")
     building.rollback(served.served)
     assert (build_id_of(served.served), build_id_of(served.previous)) == ("b2", "b1")
@@ -224,7 +225,7 @@ def test_rollback_refuses_a_previous_holding_the_served_build(two_builds: Served
         building.rollback(served.served)
     assert caught.value.step == "rollback"
     assert caught.value.reason == (
-        f"{served.previous} holds build b2, the one already served: "
+        f"{served.previous} holds build {bid('b2')}, the one already served: "
         "there is no other build to roll back to"
     )
     assert sha256(served.served) == before
@@ -237,7 +238,7 @@ def test_rollback_without_a_good_previous_leaves_the_served_file(tmp_path: Path)
     with pytest.raises(BuildError, match="no previous build"):
         building.rollback(served)
     ServedPaths(served).previous.write_bytes(b"not a database")
-    with pytest.raises(BuildError, match="cannot read"):
+    with pytest.raises(BuildError, match=r"is not a loan-recovery build \(not a DuckDB file\)"):
         building.rollback(served)
     assert build_id_of(served) == "b1"
 
@@ -262,7 +263,7 @@ def test_kill_inside_a_rollback_after_the_link_recovers(
     ]
     assert state(served)["previous"] == "b1"
     result = building.rollback(served.served)
-    assert (result.restored_build, result.replaced_build) == ("b1", "b2")
+    assert (result.restored_build, result.replaced_build) == (bid("b1"), bid("b2"))
     assert (build_id_of(served.served), build_id_of(served.previous)) == ("b1", "b2")
 
 
@@ -280,7 +281,7 @@ def test_kill_inside_a_rollback_after_the_first_rename_recovers(
     }
     # The next rollback first completes this one (b2 becomes previous), then rolls back to it.
     result = building.rollback(served.served)
-    assert (result.restored_build, result.replaced_build) == ("b2", "b1")
+    assert (result.restored_build, result.replaced_build) == (bid("b2"), bid("b1"))
     assert state(served) == {
         "served": "b2",
         "previous": "b1",

@@ -14,7 +14,7 @@ from __future__ import annotations
 import types
 import typing
 from dataclasses import dataclass, fields
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import duckdb
@@ -26,6 +26,7 @@ _SQL_TYPES: dict[type, str] = {
     int: "bigint",
     float: "double",
     datetime: "timestamp",
+    date: "date",
 }
 
 
@@ -34,6 +35,8 @@ class BuildInfo:
     """The one row a published build carries in ``build_info``."""
 
     build_id: str
+    as_of_date: date
+    """The decision cycle the build decided for (``loan-recovery build --as-of``)."""
     started_at: datetime
     finished_at: datetime
     input_file: str
@@ -94,6 +97,38 @@ def write(connection: duckdb.DuckDBPyConnection, info: BuildInfo) -> None:
     connection.execute(f"insert into {TABLE} values ({placeholders})", values)
 
 
+CORE_COLUMNS = ("build_id", "started_at", "finished_at", "input_sha256", "model_mode")
+"""Columns every version of ``build_info`` has had: what :func:`read_build_id` needs."""
+
+
+def _columns(connection: duckdb.DuckDBPyConnection) -> list[str]:
+    schema, table = TABLE.split(".")
+    found = connection.execute(
+        "select column_name from information_schema.columns "
+        "where table_schema = ? and table_name = ? order by ordinal_position",
+        [schema, table],
+    ).fetchall()
+    return [row[0] for row in found]
+
+
+def read_build_id(connection: duckdb.DuckDBPyConnection) -> str | None:
+    """The build id of a ``build_info`` this project wrote, in this version or an older one.
+
+    Older versions wrote fewer columns (``as_of_date`` came with the decision
+    log), so a build served before an upgrade is still recognised as ours:
+    its columns are a subset of today's and hold :data:`CORE_COLUMNS`, in one
+    row. Anything else (a warehouse's own ``build_info``) is None.
+    """
+    columns = _columns(connection)
+    current = {column.name for column in fields(BuildInfo)}
+    if not set(CORE_COLUMNS) <= set(columns) or not set(columns) <= current:
+        return None
+    rows = connection.execute(f"select build_id from {TABLE}").fetchall()
+    if len(rows) != 1 or not isinstance(rows[0][0], str):
+        return None
+    return str(rows[0][0])
+
+
 def read(connection: duckdb.DuckDBPyConnection) -> BuildInfo | None:
     """The file's build_info row, or None when the file has none (a plain ``dbt build``).
 
@@ -101,14 +136,8 @@ def read(connection: duckdb.DuckDBPyConnection) -> BuildInfo | None:
     version of this project) reads as None too: the caller then says the
     build is not described, rather than guessing from other spellings.
     """
-    schema, table = TABLE.split(".")
-    found = connection.execute(
-        "select column_name from information_schema.columns "
-        "where table_schema = ? and table_name = ? order by ordinal_position",
-        [schema, table],
-    ).fetchall()
     names = [column.name for column in fields(BuildInfo)]
-    if [row[0] for row in found] != names:
+    if _columns(connection) != names:
         return None
     rows = connection.execute(f"select {', '.join(names)} from {TABLE}").fetchall()
     if len(rows) != 1:

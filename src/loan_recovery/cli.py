@@ -10,10 +10,12 @@ it.
 from __future__ import annotations
 
 import argparse
+import re
 import signal
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
@@ -31,6 +33,7 @@ if TYPE_CHECKING:
     from loan_recovery.generate.next_month import NextMonth
 
 GENERATE_SUFFIXES = (".csv", ".parquet")
+AS_OF_PATTERN = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -163,11 +166,18 @@ def _print_next_month(summary: NextMonth, previous: str, out: Path) -> None:
 
 def _report(args: argparse.Namespace) -> int:
     from loan_recovery.config import database_path
-    from loan_recovery.report import ReportError, default_report_path, write_report
+    from loan_recovery.report import (
+        ReportError,
+        ReportTargetError,
+        default_report_path,
+        write_report,
+    )
 
     database = Path(args.db) if args.db else database_path()
     try:
         written = write_report(database, Path(args.out) if args.out else default_report_path())
+    except ReportTargetError as error:
+        return _fail("report", str(error), EXIT_USAGE)
     except ReportError as error:
         return _fail("report", str(error), EXIT_BAD_INPUT)
     except OSError as error:
@@ -188,11 +198,28 @@ def _print_failure(command: str, failure: BuildError, served: Path, out: TextIO)
         print(f"  full log: {failure.log}", file=out)
 
 
+def _cycle_date(text: str | None) -> date | None:
+    """``--as-of``: a calendar date written YYYY-MM-DD (None: today, UTC), or a usage error."""
+    if text is None:
+        return None
+    try:
+        if not AS_OF_PATTERN.match(text):
+            raise ValueError(text)
+        return date.fromisoformat(text)
+    except ValueError:
+        raise BuildError(
+            "settings",
+            f"--as-of {text!r} is not a date: write it YYYY-MM-DD, e.g. 2026-01-31",
+            exit_code=EXIT_USAGE,
+        ) from None
+
+
 def _build(args: argparse.Namespace) -> int:
     from loan_recovery.serving import build, check_duckdb_memory, parse_settings, served_path
 
     served = served_path(args.db)
     try:
+        as_of = _cycle_date(args.as_of)
         settings, loans_path = parse_settings(args.vars)
         check_duckdb_memory()
         with _signals_interrupt():
@@ -202,6 +229,7 @@ def _build(args: argparse.Namespace) -> int:
                 settings=settings,
                 loans_path_var=loans_path,
                 model=args.model,
+                as_of=as_of,
                 announce=lambda text: print(text, flush=True),
             )
     except BuildError as failure:
@@ -222,6 +250,28 @@ def _build(args: argparse.Namespace) -> int:
             f"  trained models saved as {info.model_version} "
             f"(loan-recovery models approve {info.model_version})"
         )
+    if report.cycle is not None:
+        cycle = report.cycle
+        cells = ", ".join(
+            f"{cell}: {'a random eligible action' if policy == cell else policy}"
+            for cell, policy in cycle.policies.items()
+        )
+        print(
+            f"  decision cycle {cycle.as_of_date}: {cycle.decided:,} open loans decided"
+            + (f" ({cells}; decision_log)" if cells else "")
+        )
+        assumed = [
+            (code, n, needed) for code, source, n, needed in cycle.effects if source != "learned"
+        ]
+        learned = [code for code, source, _, _ in cycle.effects if source == "learned"]
+        if learned:
+            print(f"  action effects learned from randomised decisions: {', '.join(learned)}")
+        if assumed:
+            words = ", ".join(f"{code} ({n} of {needed})" for code, n, needed in assumed)
+            print(
+                f"  action effects still assumed (prior_action_effects): {words} randomised "
+                "outcomes; expected values use these assumptions (action_effects)"
+            )
     for shift in report.shifts:
         print(
             f"  drift: {shift.variable} ({shift.variable_kind}) PSI {shift.psi:.3f}, "
@@ -289,10 +339,10 @@ def _models(args: argparse.Namespace) -> int:
         from loan_recovery.errors import os_error_reason
 
         return _fail(command, os_error_reason(error), EXIT_FAILED)
-    if not listed:
-        print(f"no models in the registry {registry}: a `loan-recovery build` saves them")
-        return EXIT_OK
     print(f"registry {registry}")
+    if not listed:
+        print("  no models yet: a `loan-recovery build` that trains saves them")
+        return EXIT_OK
     print(f"{'version':<12}  {'created (UTC)':<20}  {'training rows':>13}  {'AUC':>6}  approved")
     for row in listed:
         auc = f"{row.roc_auc:.3f}" if row.roc_auc is not None else "-"
@@ -362,7 +412,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--db", help="built DuckDB file (default: $LOAN_RECOVERY_DB, else loan_recovery.duckdb)"
     )
     report.add_argument(
-        "--out", help="HTML file to write (default: reports/loan_recovery_report.html)"
+        "--out",
+        help="HTML file to write, a new name or an earlier report "
+        "(default: reports/loan_recovery_report.html)",
     )
     report.set_defaults(handler=_report)
 
@@ -379,18 +431,27 @@ def build_parser() -> argparse.ArgumentParser:
         "--model",
         help="score with this registry version (or 'approved') and train nothing",
     )
+    build.add_argument(
+        "--as-of",
+        help="the decision cycle's date, YYYY-MM-DD (default: today, UTC); rebuilding a "
+        "cycle replaces its decisions",
+    )
     build.set_defaults(handler=_build)
 
     models = commands.add_parser(
         "models", help="the model registry: list the saved models, approve one"
     )
-    models.add_argument(
-        "--db", help="served DuckDB file whose registry to use (default as for build)"
-    )
+    db_help = "served DuckDB file whose registry to use (default as for build)"
+    models.add_argument("--db", help=db_help)
     actions = models.add_subparsers(dest="action", required=True, parser_class=_Parser)
-    actions.add_parser("list", help="every saved model: version, created, training rows, AUC")
+    listing = actions.add_parser(
+        "list", help="every saved model: version, created, training rows, AUC"
+    )
     approving = actions.add_parser("approve", help="approve a version: --model approved uses it")
     approving.add_argument("version", help="a version as `models list` prints it")
+    for action in (listing, approving):
+        # Also after the subcommand (`models list --db X`); SUPPRESS keeps a --db given before it.
+        action.add_argument("--db", help=db_help, default=argparse.SUPPRESS)
     models.set_defaults(handler=_models)
 
     rollback = commands.add_parser(

@@ -68,6 +68,11 @@ def loan_book_columns() -> list[str]:
     return list(reference()["loan_book_columns"])
 
 
+def max_line_bytes() -> int:
+    """The longest line a CSV loan book may hold, in bytes (DuckDB's reader stops at longer)."""
+    return int(reference()["max_line_bytes"])
+
+
 def category_values() -> dict[str, list[str]]:
     """Canonical category values keyed by snake_case column name."""
     return {column: list(values) for column, values in reference()["category_values"].items()}

@@ -36,7 +36,7 @@ import pyarrow.parquet as pq
 
 from loan_recovery.config import category_values, post_outcome_columns
 from loan_recovery.config import snake_case as snake
-from loan_recovery.duckdb_file import is_duckdb_file
+from loan_recovery.files import is_duckdb_file
 from loan_recovery.generate.book import (
     CHUNK_ROWS,
     _ids,

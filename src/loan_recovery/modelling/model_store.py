@@ -28,6 +28,7 @@ import json
 import os
 import shutil
 import tempfile
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -152,6 +153,31 @@ def _rebuilt_forest(trees: Any, facts: dict[str, Any]) -> RandomForestClassifier
     return forest
 
 
+def load_arrays(data: bytes, name: str) -> dict[str, NDArray[Any]]:
+    """Every array of the ``.npz`` bytes ``data``, read as numbers, never through pickle.
+
+    ``np.load`` with ``allow_pickle=False`` refuses an object array only when
+    that array is read, so every array is read here: a pickle-bearing file
+    is refused whole, before any of it is used. :class:`ModelStoreError`
+    names ``name`` and why.
+    """
+    try:
+        stored = np.load(io.BytesIO(data), allow_pickle=False)
+        if isinstance(stored, np.lib.npyio.NpzFile):
+            with stored:
+                return {key: stored[key] for key in stored.files}
+    except ValueError as error:
+        if "pickle" in str(error):
+            raise ModelStoreError(
+                f"{name} holds an array only pickle can read (object dtype, or not an array "
+                "file at all), which is never loaded"
+            ) from None
+        raise ModelStoreError(f"{name} is not a readable .npz: {error}") from None
+    except (OSError, EOFError, zipfile.BadZipFile) as error:
+        raise ModelStoreError(f"{name} is not a readable .npz: {error}") from None
+    raise ModelStoreError(f"{name} is not a readable .npz: it holds a single array")
+
+
 def component_from_files(name: str, files: dict[str, bytes]) -> Component:
     """Rebuild a component from its files' bytes (no pickle, no code run).
 
@@ -168,14 +194,12 @@ def component_from_files(name: str, files: dict[str, bytes]) -> Component:
         )
     arrays: dict[str, NDArray[Any]] = {}
     if ARRAYS in files:
-        with np.load(io.BytesIO(files[ARRAYS]), allow_pickle=False) as stored:
-            arrays = {key: stored[key] for key in stored.files}
+        arrays = load_arrays(files[ARRAYS], f"{name}/{ARRAYS}")
     forest = None
     if "forest" in facts:
         if TREES not in files:
             raise ModelStoreError(f"stored model {name!r} has no {TREES}")
-        with np.load(io.BytesIO(files[TREES]), allow_pickle=False) as trees:
-            forest = _rebuilt_forest(trees, facts)
+        forest = _rebuilt_forest(load_arrays(files[TREES], f"{name}/{TREES}"), facts)
     return Component(facts, arrays, forest)
 
 

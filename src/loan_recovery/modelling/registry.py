@@ -25,9 +25,21 @@ cannot read its trees is refused with one line (:class:`RegistryError`).
 
 The version is a hash of the four components' versions, so retraining on
 the same book with the same settings gives the same version, and a
-different model never takes an existing version's name. ``APPROVED`` names
-the approved version and the sha256 of its manifest, so a manifest edited
-after approval is refused too.
+different model never takes an existing version's name.
+
+The manifest carries the model card (training rows, AUC) that a reviewer
+approves on, so the manifest itself is pinned too: ``MANIFESTS`` records
+the sha256 of each manifest when the artifact is saved, and an artifact
+whose manifest differs, or that the registry never saved (copied in from
+another registry), is flagged by ``models list`` and refused by
+``approve`` and ``build``. ``APPROVED`` names the approved version and the
+sha256 of its manifest as approved. Both records are plain files beside the
+artifacts: they catch accidental and casual edits, not someone who can
+write the whole registry (file permissions guard against that).
+
+Writers (register, approve) hold ``.lock`` (flock), so two builds saving
+into one registry never lose each other's record; a scratch folder a killed
+register left behind is removed by the next writer, and never listed.
 
 The registry is ``$LOAN_RECOVERY_REGISTRY``, else ``<served file>.registry``
 beside the DuckDB file (``loan_recovery.duckdb.registry`` by default).
@@ -35,14 +47,18 @@ beside the DuckDB file (``loan_recovery.duckdb.registry`` by default).
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import fcntl
 import hashlib
 import json
 import os
 import re
+import secrets
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,12 +67,14 @@ import numpy as np
 import sklearn
 
 from loan_recovery.config import DB_PATH_ENV
+from loan_recovery.files import make_directory
 from loan_recovery.modelling.model_store import (
     FILES,
     Component,
     ModelStoreError,
     component_from_files,
     frozen_copy,
+    load_arrays,
     read_component,
     write_component,
 )
@@ -64,6 +82,11 @@ from loan_recovery.modelling.model_store import (
 REGISTRY_ENV = "LOAN_RECOVERY_REGISTRY"
 MANIFEST = "manifest.json"
 APPROVED_FILE = "APPROVED"
+RECORD_FILE = "MANIFESTS"
+"""The sha256 of every manifest the registry saved, by version."""
+LOCK_FILE = ".lock"
+SCRATCH = re.compile(r"^\.(?:[0-9a-f]{12}\.|APPROVED\.|MANIFESTS\.|probe\.)")
+"""Names the registry's writers give their scratch files and folders: only these are cleaned."""
 APPROVED = "approved"
 """What ``--model`` takes for the approved version."""
 COMPONENTS = ("segmentation", "segment_score", "outcome", "monitoring")
@@ -75,6 +98,10 @@ FORMAT = 1
 
 class RegistryError(ValueError):
     """An artifact cannot be used: unknown, tampered, or built for another project or library."""
+
+
+class UntrustedManifestError(RegistryError):
+    """The manifest is not the one the registry saved: its model card cannot be believed."""
 
 
 def registry_dir(served: Path | None = None) -> Path:
@@ -129,6 +156,111 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+# --------------------------------------------------------------------------- the registry's files
+
+
+@contextlib.contextmanager
+def registry_lock(registry: Path) -> Iterator[None]:
+    """Hold the registry's flock while the block writes (created, at most rwxr-x---, if missing).
+
+    Blocks until another writer is done: a register or approve takes a
+    moment. The lock file is opened without following a symbolic link.
+    """
+    make_directory(registry)
+    try:
+        fd = os.open(
+            registry / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o640
+        )
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise RegistryError(
+                f"{registry / LOCK_FILE} is a symbolic link; refusing to follow it (remove it)"
+            ) from None
+        raise
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Write ``path`` under a scratch name, flush it, rename it into place."""
+    scratch = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(3)}")
+    try:
+        with scratch.open("x", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(scratch, path)
+    finally:
+        scratch.unlink(missing_ok=True)
+
+
+def recorded_manifests(registry: Path) -> dict[str, str]:
+    """Version -> sha256 of its manifest when saved (empty when nothing was saved)."""
+    path = registry / RECORD_FILE
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError, ValueError):
+        raise RegistryError(f"{path} is not the registry's record of manifests") from None
+    manifests = record.get("manifests") if isinstance(record, dict) else None
+    if not isinstance(manifests, dict) or not all(
+        isinstance(key, str) and isinstance(value, str) for key, value in manifests.items()
+    ):
+        raise RegistryError(f"{path} is not the registry's record of manifests")
+    return manifests
+
+
+def record_manifest(registry: Path, version: str, manifest_sha256: str) -> None:
+    """Record the sha256 of ``version``'s manifest (call with the registry lock held)."""
+    manifests = {**recorded_manifests(registry), version: manifest_sha256}
+    text = json.dumps({"format": FORMAT, "manifests": dict(sorted(manifests.items()))}, indent=2)
+    _write_atomically(registry / RECORD_FILE, text + "\n")
+
+
+def _check_recorded(version: str, registry: Path, manifest_bytes: bytes) -> None:
+    recorded = recorded_manifests(registry).get(version)
+    if recorded is None:
+        raise UntrustedManifestError(
+            f"model {version}: the registry has no record of its manifest (an artifact copied "
+            f"in from another registry, or saved before {RECORD_FILE} existed); retrain it"
+        )
+    if recorded != _sha256(manifest_bytes):
+        raise UntrustedManifestError(
+            f"model {version}: its manifest is not the one saved (sha256 differs from the "
+            f"registry's record in {RECORD_FILE}); restore it or retrain"
+        )
+
+
+def clean_scratch(registry: Path) -> list[Path]:
+    """Remove what killed writers left (names :data:`SCRATCH` matches); hold the lock."""
+    removed = []
+    for entry in registry.iterdir():
+        if not SCRATCH.match(entry.name):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+        removed.append(entry)
+    return removed
+
+
+def check_writable(registry: Path) -> None:
+    """Raise OSError unless a file can be created in ``registry`` (created if missing).
+
+    A training build calls this before dbt runs, so a read-only registry
+    stops it in a second, not after the whole build.
+    """
+    make_directory(registry)
+    fd, probe = tempfile.mkstemp(prefix=".probe.", dir=registry)
+    os.close(fd)
+    os.unlink(probe)
+
+
 def artifact_version(component_versions: Mapping[str, str]) -> str:
     """The artifact's version: a hash of its components' versions."""
     text = json.dumps(dict(sorted(component_versions.items())), sort_keys=True)
@@ -160,17 +292,24 @@ class Artifact:
         except (ModelStoreError, ValueError, KeyError) as error:
             raise RegistryError(f"model {self.version}: {name} cannot be read: {error}") from None
 
+    def check_components(self) -> None:
+        """Parse every component (trees rebuilt, arrays read): what scoring will do, done now."""
+        for name in COMPONENTS:
+            self.component(name)
+
     def copy_to(self, registry: Path) -> Path:
         """Write the verified bytes as ``registry/<version>``: what a build's dbt reads.
 
         A build scores with this copy, so the files dbt parses are the bytes
-        checked here, whatever happens to the registry meanwhile.
+        checked here, whatever happens to the registry meanwhile. The copy
+        records its manifest too, so it verifies as the registry's own.
         """
         directory = registry / self.version
         for path, data in self.files.items():
-            (directory / path).parent.mkdir(parents=True, exist_ok=True)
+            make_directory((directory / path).parent)
             (directory / path).write_bytes(data)
         (directory / MANIFEST).write_bytes(self.manifest_bytes)
+        record_manifest(registry, self.version, _sha256(self.manifest_bytes))
         return directory
 
 
@@ -197,7 +336,44 @@ def _read_manifest(directory: Path, version: str) -> tuple[dict[str, Any], bytes
             f"model {version}: its manifest names version {manifest.get('version')!r}; "
             "the artifact was moved or edited"
         )
+    _check_shape(version, manifest)
     return manifest, data
+
+
+def _is_count(value: object) -> bool:
+    return value is None or (isinstance(value, int) and not isinstance(value, bool))
+
+
+def _is_number(value: object) -> bool:
+    return value is None or (isinstance(value, int | float) and not isinstance(value, bool))
+
+
+def _check_shape(version: str, manifest: Mapping[str, Any]) -> None:
+    """Every field the package reads has the type it expects, or one line naming the field."""
+
+    def wrong(field: str, value: object, kind: str) -> RegistryError:
+        shown = repr(value)
+        shown = shown if len(shown) <= 60 else shown[:57] + "..."
+        return RegistryError(f"model {version}: its manifest field {field} is {shown}, not {kind}")
+
+    for field in ("components", "files", "facts", "training_rows", "libraries"):
+        if not isinstance(manifest.get(field, {}), dict):
+            raise wrong(field, manifest[field], "a mapping")
+    for path, digest in manifest.get("files", {}).items():
+        if not isinstance(digest, str):
+            raise wrong(f"files.{path}", digest, "a sha256")
+    created = manifest.get("created_at")
+    if created is not None and not isinstance(created, str):
+        raise wrong("created_at", created, "text")
+    for name, rows in manifest.get("training_rows", {}).items():
+        if not _is_count(rows):
+            raise wrong(f"training_rows.{name}", rows, "a whole number")
+    card = manifest.get("model_card", [])
+    if not isinstance(card, list) or not all(isinstance(row, dict) for row in card):
+        raise wrong("model_card", card, "a list of mappings")
+    for index, row in enumerate(card):
+        if not _is_number(row.get("roc_auc")):
+            raise wrong(f"model_card[{index}].roc_auc", row["roc_auc"], "a number")
 
 
 def _check_libraries(version: str, manifest: Mapping[str, Any]) -> None:
@@ -228,13 +404,18 @@ def open_artifact(
 ) -> Artifact:
     """Read and verify an artifact: every file against the manifest, and its fit.
 
-    ``facts`` (the project's feature lists and category values,
-    :func:`model_facts`) must equal the manifest's when given;
-    ``manifest_sha256`` (from ``APPROVED``) pins the manifest itself.
+    The manifest must be the one the registry recorded when it saved the
+    artifact (:data:`RECORD_FILE`); ``facts`` (the project's feature lists
+    and category values, :func:`model_facts`) must equal the manifest's when
+    given; ``manifest_sha256`` (from ``APPROVED``) pins the manifest as
+    approved. Every ``.npz`` is read, without pickle, so an array only
+    pickle could load is refused here even when its sha256 matches.
     """
     check_version(version)
-    directory = (registry or registry_dir()) / version
+    root = registry or registry_dir()
+    directory = root / version
     manifest, manifest_bytes = _read_manifest(directory, version)
+    _check_recorded(version, root, manifest_bytes)
     if manifest_sha256 is not None and _sha256(manifest_bytes) != manifest_sha256:
         raise RegistryError(
             f"model {version}: its manifest changed after it was approved; approve it again"
@@ -261,6 +442,11 @@ def open_artifact(
                 f"model {version}: {path} does not match its sha256 in the manifest "
                 f"({len(data)} bytes); the artifact was changed or truncated"
             )
+        if path.endswith(".npz"):
+            try:
+                load_arrays(data, path)
+            except ModelStoreError as error:
+                raise RegistryError(f"model {version}: {error}") from None
         files[path] = data
     missing = [name for name in COMPONENTS if f"{name}/meta.json" not in files]
     if missing:
@@ -284,8 +470,8 @@ def frozen_component(
 # --------------------------------------------------------------------------- writing
 
 
-def _write_manifest(path: Path, manifest: Mapping[str, Any]) -> None:
-    path.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+def _manifest_bytes(manifest: Mapping[str, Any]) -> bytes:
+    return (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode("utf-8")
 
 
 def register(
@@ -300,47 +486,55 @@ def register(
     """Save the model store's components as one artifact; returns its version.
 
     Written into a scratch directory and renamed into place, so a reader
-    never sees half an artifact. A version already registered is verified
-    and kept as it is (same components, same version).
+    never sees half an artifact; the manifest's sha256 is recorded first.
+    A version already registered is verified and kept as it is (same
+    components, same version). Holds the registry lock throughout, and
+    first removes the scratch folders of a register that was killed.
     """
     components = {name: read_component(name, store) for name in COMPONENTS}
     versions = {name: str(component.meta["version"]) for name, component in components.items()}
     version = artifact_version(versions)
     target = registry / version
-    if (target / MANIFEST).is_file():
-        open_artifact(version, registry, facts=facts)
-        return version
-    registry.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=f".{version}.", dir=registry))
-    try:
-        files: dict[str, str] = {}
-        for name, component in components.items():
-            meta, arrays, forest = frozen_copy(component)
-            written = write_component(name, meta, arrays, forest, scratch)
-            for file in FILES:
-                if (written / file).is_file():
-                    files[f"{name}/{file}"] = _sha256((written / file).read_bytes())
-        manifest = {
-            "format": FORMAT,
-            "version": version,
-            "created_at": created_at,
-            "components": versions,
-            "files": files,
-            "facts": dict(facts),
-            "training_rows": {
-                name: component.meta.get("training_rows") for name, component in components.items()
-            },
-            "model_card": [dict(row) for row in model_card],
-            "population": components["monitoring"].meta.get("variables", []),
-            "libraries": library_versions(),
-            "source": dict(source or {}),
-        }
-        _write_manifest(scratch / MANIFEST, manifest)
-        scratch.rename(target)
-    except FileExistsError:
-        open_artifact(version, registry, facts=facts)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+    with registry_lock(registry):
+        clean_scratch(registry)
+        if (target / MANIFEST).is_file():
+            open_artifact(version, registry, facts=facts)
+            return version
+        scratch = Path(tempfile.mkdtemp(prefix=f".{version}.", dir=registry))
+        try:
+            files: dict[str, str] = {}
+            for name, component in components.items():
+                meta, arrays, forest = frozen_copy(component)
+                written = write_component(name, meta, arrays, forest, scratch)
+                for file in FILES:
+                    if (written / file).is_file():
+                        files[f"{name}/{file}"] = _sha256((written / file).read_bytes())
+            manifest = {
+                "format": FORMAT,
+                "version": version,
+                "created_at": created_at,
+                "components": versions,
+                "files": files,
+                "facts": dict(facts),
+                "training_rows": {
+                    name: component.meta.get("training_rows")
+                    for name, component in components.items()
+                },
+                "model_card": [dict(row) for row in model_card],
+                "population": components["monitoring"].meta.get("variables", []),
+                "libraries": library_versions(),
+                "source": dict(source or {}),
+            }
+            manifest_bytes = _manifest_bytes(manifest)
+            (scratch / MANIFEST).write_bytes(manifest_bytes)
+            # Recorded before the artifact appears: a kill in between leaves a
+            # record of nothing, never an artifact the registry disowns.
+            record_manifest(registry, version, _sha256(manifest_bytes))
+            scratch.rename(target)
+        except FileExistsError:
+            open_artifact(version, registry, facts=facts)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
     return version
 
 
@@ -375,22 +569,28 @@ def resolve(model: str, registry: Path, facts: Mapping[str, Any]) -> Artifact:
                 "`loan-recovery models approve VERSION` approves one"
             )
         version, manifest_sha256 = record
-        return open_artifact(version, registry, facts=facts, manifest_sha256=manifest_sha256)
-    return open_artifact(check_version(model), registry, facts=facts)
+        artifact = open_artifact(version, registry, facts=facts, manifest_sha256=manifest_sha256)
+    else:
+        artifact = open_artifact(check_version(model), registry, facts=facts)
+    artifact.check_components()
+    return artifact
 
 
 def approve(version: str, registry: Path, *, approved_at: str) -> Artifact:
-    """Mark a verified version as the approved one (written atomically)."""
-    artifact = open_artifact(check_version(version), registry)
-    manifest_bytes = (registry / version / MANIFEST).read_bytes()
-    record = {
-        "version": version,
-        "manifest_sha256": _sha256(manifest_bytes),
-        "approved_at": approved_at,
-    }
-    scratch = registry / f".{APPROVED_FILE}.{os.getpid()}"
-    scratch.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-    os.replace(scratch, registry / APPROVED_FILE)
+    """Mark a verified version as the approved one (written atomically, under the lock)."""
+    check_version(version)
+    if not (registry / version / MANIFEST).is_file():
+        open_artifact(version, registry)  # says which versions there are
+    with registry_lock(registry):
+        clean_scratch(registry)
+        artifact = open_artifact(version, registry)
+        artifact.check_components()
+        record = {
+            "version": version,
+            "manifest_sha256": _sha256(artifact.manifest_bytes),
+            "approved_at": approved_at,
+        }
+        _write_atomically(registry / APPROVED_FILE, json.dumps(record, indent=2) + "\n")
     return artifact
 
 
@@ -428,6 +628,8 @@ def list_models(registry: Path) -> list[Listed]:
         manifest: dict[str, Any] = {}
         try:
             manifest = open_artifact(version, registry).manifest
+        except UntrustedManifestError as error:
+            problem, manifest = str(error), {}  # its figures are not shown: they may be forged
         except RegistryError as error:
             problem = str(error)
             try:

@@ -30,7 +30,7 @@ part (a new query, if any, goes into ``queries`` and ReportData),
 then one ``Chart`` entry in ``page.CHARTS``.
 """
 
-from loan_recovery.report.page import default_report_path, write_report
+from loan_recovery.report.page import ReportTargetError, default_report_path, write_report
 from loan_recovery.report.queries import ReportError
 
-__all__ = ["ReportError", "default_report_path", "write_report"]
+__all__ = ["ReportError", "ReportTargetError", "default_report_path", "write_report"]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import duckdb
 
-from loan_recovery.duckdb_file import MAGIC, MAGIC_OFFSET, starts_like_duckdb
+from loan_recovery.files import MAGIC, MAGIC_OFFSET, starts_like_duckdb
 
 # (schema, table) the report reads; the exposure in models/marts/_exposures.yml
 # lists exactly these. build_info is not a dbt node and is optional.

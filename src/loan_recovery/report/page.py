@@ -10,11 +10,21 @@ decisions; monitoring). Adding a chart: write its function in ``book_charts``,
 
 The page is self-contained: plotly.js is embedded once in the head and every
 chart is a div that uses it, so the file opens from disk with no network.
+
+Where it is written (:func:`write_report`): only to a name ending in
+``.html``, and over an existing file only when that file is one of our
+reports (:data:`REPORT_MARKER` in its head, or the report's title for a
+report written before the marker). ``report --out existing.csv`` once
+replaced a loan book with HTML. The page is written under a scratch name
+and renamed over the target, so a failure leaves the old report whole.
 """
 
 from __future__ import annotations
 
+import contextlib
 import html
+import os
+import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -227,6 +237,7 @@ def render_html(figures: Mapping[str, go.Figure], facts: BuildFacts) -> str:
         )
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"{REPORT_MARKER}"
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>Loan-recovery report</title><style>{STYLE}</style>"
         f'<script type="text/javascript">{get_plotlyjs()}</script></head>'
@@ -240,12 +251,65 @@ def default_report_path() -> Path:
     return project_dir() / "reports" / "loan_recovery_report.html"
 
 
+REPORT_MARKER = '<meta name="generator" content="loan-recovery report">'
+"""In the head of every report: what tells our report from any other file named ``--out``."""
+_OLD_TITLE = b"<title>Loan-recovery report</title>"
+"""The title of reports written before the marker; recognised too, so they may be replaced."""
+_HEAD_BYTES = 4096
+
+
+class ReportTargetError(ValueError):
+    """``--out`` may not be written: not an .html name, or a file that is not our report."""
+
+
+def check_report_target(out: Path) -> None:
+    """Refuse an ``--out`` the report may not be written to (:class:`ReportTargetError`)."""
+    if out.suffix.lower() != ".html":
+        raise ReportTargetError(
+            f"--out {out}: the report is an .html file; choose a name ending in .html"
+        )
+    if out.is_dir():
+        raise ReportTargetError(f"--out {out} is a directory; name the .html file")
+    try:
+        with out.open("rb") as handle:
+            head = handle.read(_HEAD_BYTES)
+    except FileNotFoundError:
+        return
+    if REPORT_MARKER.encode() not in head and _OLD_TITLE not in head:
+        raise ReportTargetError(
+            f"--out {out} exists and is not a loan-recovery report; refusing to overwrite it: "
+            "choose another --out or move the file away"
+        )
+
+
+def _write_file(path: Path, text: str) -> None:
+    path.write_text(text, encoding="utf-8")
+
+
+def _publish(out: Path, text: str) -> None:
+    """Write ``text`` under a scratch name beside ``out``, then rename it over ``out``.
+
+    A new report gets the usual mode for the umask; a replaced one keeps the
+    old one's mode, so who may read it does not change.
+    """
+    scratch = out.with_name(f".{out.name}.{secrets.token_hex(4)}.partial")
+    try:
+        _write_file(scratch, text)
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(scratch, out.stat().st_mode & 0o7777)
+        os.replace(scratch, out)
+    finally:
+        scratch.unlink(missing_ok=True)
+
+
 def write_report(database: Path, out: Path, sample_rows: int = SAMPLE_ROWS) -> Path:
     """Read ``database`` read-only and write the report to ``out``; returns ``out``.
 
-    The connection is closed before drawing: everything the page needs is in
-    ReportData, so the file is held open only while DuckDB computes it.
+    ``out`` is judged first (:func:`check_report_target`), before the build is
+    read. The connection is closed before drawing: everything the page needs
+    is in ReportData, so the file is held open only while DuckDB computes it.
     """
+    check_report_target(out)
     connection = connect(database)
     try:
         data = read_report_data(connection, sample_rows)
@@ -253,5 +317,5 @@ def write_report(database: Path, out: Path, sample_rows: int = SAMPLE_ROWS) -> P
         connection.close()
     facts = build_facts(data, str(database))
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(render_html(build_figures(data), facts), encoding="utf-8")
+    _publish(out, render_html(build_figures(data), facts))
     return out

@@ -6,6 +6,9 @@ bytes are copied into the build's directory; dbt's Python models read
 only that copy. A refused artifact stops the build in one line, before
 anything is built, so nothing is published.
 
+Before dbt, a training build checks that it can write the registry (step
+``register``, exit 2), so a read-only registry costs a second, not a build.
+
 After a training build is verified (step ``register``): its fitted models
 are saved as one artifact in the registry, with the model card it earned
 on this book. A build whose outcome model fell back is not saved: there is
@@ -29,11 +32,13 @@ import duckdb
 
 from loan_recovery.build_info import utc_stamp
 from loan_recovery.config import reference
-from loan_recovery.errors import EXIT_BAD_INPUT, EXIT_USAGE, BuildError
+from loan_recovery.errors import EXIT_BAD_INPUT, EXIT_USAGE, BuildError, os_error_reason
 from loan_recovery.modelling.registry import (
     APPROVED,
+    REGISTRY_ENV,
     RegistryError,
     check_version,
+    check_writable,
     model_facts,
     register,
     registry_dir,
@@ -88,6 +93,26 @@ def stage_frozen_model(model: str, served: Path, build_dir: BuildDir) -> str:
         raise BuildError("model", str(error), exit_code=EXIT_BAD_INPUT) from None
     artifact.copy_to(build_dir.registry)
     return artifact.version
+
+
+def check_registry_writable(served: Path) -> None:
+    """Step ``register``, before dbt: a training build must be able to save its models.
+
+    Probed by creating (and removing) a file in the registry, which catches a
+    read-only file system and missing permissions alike; found after dbt,
+    it cost the whole build.
+    """
+    registry = registry_dir(served)
+    try:
+        check_writable(registry)
+    except OSError as error:
+        raise BuildError(
+            "register",
+            f"the model registry {registry} cannot be written ({os_error_reason(error)}); "
+            "a training build saves its models there: make it writable, set "
+            f"{REGISTRY_ENV} to a folder that is, or score with --model",
+            exit_code=EXIT_USAGE,
+        ) from None
 
 
 def _model_card(database: Path) -> tuple[list[dict[str, Any]], str | None]:

@@ -9,7 +9,8 @@ served file as it was.
 
 Steps, as named in failure summaries: ``settings`` (--vars), ``db`` (the
 served file may be replaced), ``lock``, ``input``, ``model`` (a frozen
-model is verified), ``dbt``, ``register`` (a training build's models are
+model is verified), ``history`` (the served decision history is checked
+and carried into the new file), ``dbt``, ``register`` (a training build's models are
 saved in the registry), ``finalize``, ``verify``, ``publish`` (and
 ``rollback``).
 """
@@ -21,7 +22,7 @@ import subprocess
 import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from functools import cached_property
 from pathlib import Path
 from typing import Any, TextIO
@@ -44,6 +45,7 @@ from loan_recovery.serving import finalize as finalizing
 from loan_recovery.serving.artifacts import (
     MODEL_VERSION,
     Shift,
+    check_registry_writable,
     register_trained_models,
     requested_model,
     shifted_variables,
@@ -56,6 +58,7 @@ from loan_recovery.serving.failures import (
     summarize_dbt_failure,
     warnings_of,
 )
+from loan_recovery.serving.history import carry_history, check_cycle, read_history
 from loan_recovery.serving.loan_book import LoanBook, open_loan_book
 from loan_recovery.serving.lock import publish_lock
 from loan_recovery.serving.paths import (
@@ -67,7 +70,7 @@ from loan_recovery.serving.paths import (
     new_build_id,
 )
 from loan_recovery.serving.pause import pause_point
-from loan_recovery.serving.settings import LOANS_PATH
+from loan_recovery.serving.settings import AS_OF_DATE, LOANS_PATH
 from loan_recovery.serving.swap import RollbackResult, clean_stale, recover, rollback_swap, swap_in
 
 SAMPLE_SEED = Path("seeds") / "sample_loan_book.csv"
@@ -86,6 +89,8 @@ class BuildReport:
     score: tuple[str, str | None] = ("", None)
     """The score that drove the strategy, and why the outcome model fell back (None: it did not)."""
     shifts: list[Shift] = field(default_factory=list)
+    cycle: CycleSummary | None = None
+    """This cycle's decisions: how many, under which policies, with which action effects."""
     """Model variables whose population moved (model_monitoring rows not stable)."""
 
 
@@ -133,13 +138,16 @@ def build(
     settings: Mapping[str, Any] | None = None,
     loans_path_var: str | None = None,
     model: str | None = None,
+    as_of: date | None = None,
     project: Path | None = None,
     announce: Callable[[str], None] | None = None,
 ) -> BuildReport:
     """Build into a new file, finalize and verify it, then publish it atomically.
 
     ``model`` (a registry version, or 'approved') scores the book with that
-    artifact and trains nothing.
+    artifact and trains nothing. ``as_of`` names the decision cycle (default:
+    today, UTC); the served file's decision history is carried into the new
+    file, and this cycle's decisions replace any logged for the same date.
 
     Raises :class:`BuildError` (with the step, a one-line reason and the log)
     on any failure; the served file is then exactly as it was.
@@ -171,6 +179,7 @@ def build(
                 paths,
                 root,
                 {key: value for key, value in (settings or {}).items() if key != LOANS_PATH},
+                as_of=as_of or utc_now().date(),
             )
             return _build_steps(steps, source, model)
         except BuildError as failure:
@@ -235,6 +244,8 @@ class _Build:
     input_file: Path = SAMPLE_SEED
     input_sha256: str = ""
     input_bytes: int = 0
+    as_of: date = field(default_factory=lambda: utc_now().date())
+    """The decision cycle this build decides for."""
     frozen: str | None = None
     """The registry artifact this build scores with (None: it trains)."""
 
@@ -275,6 +286,34 @@ def _stage_model(build: _Build, wanted: str | None) -> None:
     build.frozen = stage_frozen_model(wanted, build.paths.served, build.build_dir)
     build.settings[MODEL_VERSION] = build.frozen
     build.log.write(f"scoring with frozen model {build.frozen}: nothing is trained in this build")
+
+
+def _check_registry(build: _Build) -> None:
+    """Step ``register``, before dbt: a training build can save its models in the registry."""
+    if build.frozen is None:
+        build.log.enter("register", "(before dbt: can the registry be written?)")
+        check_registry_writable(build.paths.served)
+
+
+def _carry_history(build: _Build) -> None:
+    """Step ``history``: check the served decision history and carry it into the new file."""
+    build.log.enter("history", build.as_of.isoformat())
+    held = read_history(build.paths.served, build.root)
+    check_cycle(held, build.as_of)
+    copied = carry_history(
+        build.paths.served,
+        build.build_dir.database,
+        held,
+        root=build.root,
+        storage_version=build.storage_version,
+    )
+    if copied != dict(held.rows):
+        raise BuildError("history", f"copied {copied} of the history tables, expected {held.rows}")
+    build.settings[AS_OF_DATE] = build.as_of.isoformat()
+    build.log.write(
+        f"decision cycle {build.as_of.isoformat()}; carried "
+        + (", ".join(f"{table} ({rows} rows)" for table, rows in copied.items()) or "no history")
+    )
 
 
 def _run_dbt(build: _Build) -> DbtRun:
@@ -343,6 +382,7 @@ def _finalize(build: _Build, run: DbtRun, artifact: str | None) -> BuildInfo:
         finalizing.reconcile(counts, build.loans.lines if build.loans else None)
         return BuildInfo(
             build_id=build.build_id,
+            as_of_date=build.as_of,
             started_at=build.started_at,
             finished_at=utc_now(),
             input_file=str(build.input_file),
@@ -398,6 +438,8 @@ def _build_steps(build: _Build, source: Path | None, model: str | None) -> Build
     try:
         _open_input(build, source)
         _stage_model(build, wanted)
+        _check_registry(build)
+        _carry_history(build)
         run = _run_dbt(build)
         artifact = _register(build)
         info = _finalize(build, run, artifact)
@@ -416,6 +458,7 @@ def _build_steps(build: _Build, source: Path | None, model: str | None) -> Build
         quality_findings(served),
         score_in_use(served),
         shifted_variables(served),
+        cycle_summary(served),
     )
 
 
@@ -429,6 +472,48 @@ def quality_findings(database: Path) -> list[tuple[str, str, str | None, int]]:
                 "from main.loan_book_quality order by finding, column_name, loan_count desc"
             ).fetchall()
         ]
+
+
+@dataclass(frozen=True)
+class CycleSummary:
+    """What a build decided this cycle, for the command's summary."""
+
+    as_of_date: str
+    decided: int
+    policies: dict[str, str]
+    """Cell -> the policy that decided it."""
+    effects: list[tuple[str, str, int, int]]
+    """(strategy, learned or prior, randomised outcomes, outcomes needed) per action."""
+
+
+def cycle_summary(database: Path) -> CycleSummary | None:
+    """The served build's cycle: decisions logged, policies per cell, action-effect sources."""
+    with duckdb.connect(str(database), read_only=True) as connection:
+        cycle = finalizing.scalar(
+            connection, "select cast(as_of_date as varchar) from main.run_settings"
+        )
+        if cycle is None:
+            return None
+        decided = finalizing.scalar(
+            connection, "select count(*) from main.decision_log where as_of_date = ?::date", [cycle]
+        )
+        policies = dict(
+            connection.execute(
+                "select cell, any_value(decision_policy) from main.decision_log "
+                "where as_of_date = ?::date group by cell order by cell",
+                [cycle],
+            ).fetchall()
+        )
+        effects = connection.execute(
+            "select strategy_code, source, randomised_outcomes, min_randomised_outcomes "
+            "from main.action_effects where source <> 'baseline' order by strategy_rank"
+        ).fetchall()
+    return CycleSummary(
+        str(cycle),
+        int(decided or 0),
+        {str(cell): str(policy) for cell, policy in policies.items()},
+        [(str(code), str(source), int(n), int(needed)) for code, source, n, needed in effects],
+    )
 
 
 def score_in_use(database: Path) -> tuple[str, str | None]:

@@ -38,6 +38,8 @@ from loan_recovery.serving.loan_book import LoanBook
 from loan_recovery.serving.paths import BUILD_FILE_NAME, BuildDir, make_directory
 from loan_recovery.serving.pause import pause_point, wants_pause
 
+BUILD_ID_ENV = "LOAN_RECOVERY_BUILD_ID"
+"""Read by the decision models (macro build_id): which build decided."""
 PARSE_STATE = "partial_parse.msgpack"
 """dbt's saved parse of the project, in its target directory."""
 
@@ -93,6 +95,8 @@ def dbt_command(
             # A frozen build reads the artifact from its own verified copy;
             # a training build reads none (its model_version is empty).
             REGISTRY_ENV: str(build_dir.registry),
+            # The build id the decision log records (plain dbt runs record dbt's invocation id).
+            BUILD_ID_ENV: build_dir.root.name,
             "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
         }
     )
@@ -132,6 +136,9 @@ def run_dbt(
 ) -> DbtRun:
     """Run ``dbt build`` into the build file; its output goes to the build's logs."""
     command, environment = dbt_command(build_dir, root, settings, loans)
+    # dbt and the Python models would create these with the umask's mode (often 755).
+    make_directory(build_dir.target)
+    make_directory(build_dir.models)
     with build_dir.dbt_output.open("w", encoding="utf-8") as output:
         process = subprocess.Popen(
             command,

@@ -14,12 +14,16 @@ size and modification time after the build.
 Refused here, with one line naming the file (exit code 3): a missing file,
 a directory, a FIFO or other non-regular file, a symbolic link loop, an
 extension other than .csv or .parquet (judged on the name given, not on a
-link's target), an empty file, and bytes that are not a CSV or Parquet
-loan book (UTF-16 text, gzip data, a file that is not Parquet).
+link's target), an empty file, bytes that are not a CSV or Parquet loan
+book (UTF-16 text, gzip data, a file that is not Parquet), and a CSV line
+that DuckDB's reader would stop at (longer than the limit, or not UTF-8),
+named by its line number as an editor shows it. DuckDB would name it by its
+count of line-end bytes, which a CR LF counts twice.
 """
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import errno
 import hashlib
@@ -28,6 +32,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from loan_recovery.config import max_line_bytes
 from loan_recovery.errors import EXIT_BAD_INPUT, BuildError, os_error_reason
 
 CHUNK_BYTES = 1 << 20
@@ -87,16 +92,28 @@ class LoanBook:
 
 
 class _LineCounter:
-    """Counts lines as DuckDB's line reader does: LF, CRLF and a lone CR each end one."""
+    """Counts lines as the dbt reader ends them (LF, CRLF and a lone CR each end one).
 
-    def __init__(self) -> None:
+    It also notes the first line the reader would stop at: one longer than
+    ``max_bytes``, or one that is not UTF-8 (``problem``, None when there is
+    none). A chunk is far shorter than the limit, so only a line that runs
+    across chunks can be too long: the line still open when a chunk starts.
+    """
+
+    def __init__(self, max_bytes: int) -> None:
         self.breaks = 0
+        self.problem: str | None = None
+        self._max_bytes = max_bytes
         self._pending_cr = False
         self._last = b""
+        self._open_bytes = 0  # bytes of the line not yet ended
+        self._utf8 = codecs.getincrementaldecoder("utf-8")()
 
     def feed(self, chunk: bytes) -> None:
         if not chunk:
             return
+        if self.problem is None:
+            self.problem = self._too_long(chunk) or self._not_utf8(chunk)
         # A CR at the end of the previous chunk followed by LF here is one CRLF.
         joined_crlf = self._pending_cr and chunk[:1] == b"\n"
         self.breaks += chunk.count(b"\n") + chunk.count(b"\r") - chunk.count(b"\r\n") - joined_crlf
@@ -106,6 +123,50 @@ class _LineCounter:
     def lines(self) -> int:
         unterminated = self._last not in (b"", b"\n", b"\r")
         return self.breaks + unterminated
+
+    def finish(self) -> None:
+        """After the last chunk: a file may not end inside a character."""
+        if self.problem is None:
+            try:
+                self._utf8.decode(b"", final=True)
+            except UnicodeDecodeError:
+                self.problem = f"line {self.lines()} is not UTF-8 text (it ends inside a character)"
+
+    def _line_at(self, chunk: bytes, position: int) -> int:
+        """The line holding byte ``position`` of ``chunk`` (fed next), counted from 1."""
+        before = chunk[:position]
+        joined_crlf = self._pending_cr and before[:1] == b"\n"
+        breaks = before.count(b"\n") + before.count(b"\r") - before.count(b"\r\n") - joined_crlf
+        return self.breaks + breaks + 1
+
+    def _too_long(self, chunk: bytes) -> str | None:
+        ends = [found for found in (chunk.find(b"\n"), chunk.find(b"\r")) if found >= 0]
+        first_end = min(ends) if ends else len(chunk)
+        longest = self._open_bytes + first_end
+        if len(chunk) > self._max_bytes:  # only with a limit below the chunk size
+            longest = max(longest, *map(len, chunk.splitlines()))
+        if longest > self._max_bytes:
+            return (
+                f"line {self._line_at(chunk, first_end if ends else 0)} is longer than "
+                f"{self._max_bytes // (1 << 20)} MiB, the longest line a loan book may hold"
+            )
+        last_end = max(chunk.rfind(b"\n"), chunk.rfind(b"\r"))
+        self._open_bytes = longest if last_end < 0 else len(chunk) - last_end - 1
+        return None
+
+    def _not_utf8(self, chunk: bytes) -> str | None:
+        held = len(self._utf8.getstate()[0])  # a character cut by the previous chunk
+        if not held and chunk.isascii():
+            return None
+        try:
+            self._utf8.decode(chunk)
+        except UnicodeDecodeError as error:
+            position = max(error.start - held, 0)
+            return (
+                f"line {self._line_at(chunk, position)} is not UTF-8 text "
+                f"(byte 0x{chunk[position]:02X}); save the file as UTF-8 CSV"
+            )
+        return None
 
 
 def _open_regular(name: Path) -> int:
@@ -145,7 +206,7 @@ def open_loan_book(given: str | os.PathLike[str]) -> LoanBook:
     try:
         before = os.fstat(fd)
         digest = hashlib.sha256()
-        counter = _LineCounter()
+        counter = _LineCounter(max_line_bytes())
         head = b""
         with os.fdopen(os.dup(fd), "rb", closefd=True) as handle:
             while chunk := handle.read(CHUNK_BYTES):
@@ -154,6 +215,7 @@ def open_loan_book(given: str | os.PathLike[str]) -> LoanBook:
                 digest.update(chunk)
                 if file_format == "csv":
                     counter.feed(chunk)
+        counter.finish()
         if before.st_size == 0:
             raise _refuse(name, "the file is empty")
         for magic, problem in _NOT_A_LOAN_BOOK:
@@ -163,6 +225,8 @@ def open_loan_book(given: str | os.PathLike[str]) -> LoanBook:
             raise _refuse(name, "the file is not Parquet (it does not start with PAR1)")
         if file_format == "csv" and b"\x00" in head:
             raise _refuse(name, "the file holds NUL bytes: binary data, not CSV text")
+        if file_format == "csv" and counter.problem is not None:
+            raise _refuse(name, counter.problem)
     except BaseException:
         os.close(fd)
         raise

@@ -11,14 +11,13 @@ makes the rename atomic)::
     S.builds/<build_id>/    loan_recovery.duckdb (the build file), models/, target/, logs/
 
 ``S`` is whatever the user names with ``--db``, so before anything is built
-the target is checked: a directory, or an existing file that is not a
-DuckDB file holding ``build_info``, is refused. A build never replaces a
+the target is checked: a directory, or an existing file that is not one of
+our builds (:func:`not_our_build`), is refused. A build never replaces a
 file that is not one of ours.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import secrets
@@ -30,10 +29,15 @@ from pathlib import Path
 import duckdb
 
 from loan_recovery.build_info import TABLE as BUILD_INFO_TABLE
-from loan_recovery.build_info import utc_now
+from loan_recovery.build_info import read_build_id, utc_now
 from loan_recovery.config import database_path
-from loan_recovery.duckdb_file import is_duckdb_file
+from loan_recovery.dbt_results import first_meaningful_line
 from loan_recovery.errors import EXIT_USAGE, BuildError, os_error_reason
+from loan_recovery.files import DIRECTORY_MODE as DIRECTORY_MODE
+from loan_recovery.files import is_duckdb_file
+from loan_recovery.files import make_directory as make_directory
+
+# DIRECTORY_MODE and make_directory are re-exported: serving creates its folders through paths.
 
 BUILD_FILE_NAME = "loan_recovery.duckdb"
 """The build file's name inside its directory: a plain identifier, whatever ``--db`` is.
@@ -45,8 +49,6 @@ file is renamed to the served name on publish and readers see that stem.
 """
 
 BUILD_ID = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{6}$")
-DIRECTORY_MODE = 0o750
-"""Build directories hold loan data and logs: owner and group only, never world-writable."""
 
 
 @dataclass(frozen=True)
@@ -147,20 +149,44 @@ def new_build_id(now: datetime | None = None) -> str:
     return f"{moment:%Y%m%dT%H%M%S}Z-{secrets.token_hex(3)}"
 
 
-def holds_build_info(path: Path) -> bool:
-    """True when ``path`` is a DuckDB file with a ``build_info`` table: a build of ours."""
+OWN_TABLES = ("main.run_settings", "staging.stg_loans")
+"""Tables every build of ours serves (the run's settings, the clean loans): with a
+``build_info`` row, what tells our build from a file that only shares a table name."""
+
+
+def not_our_build(path: Path) -> str | None:
+    """Why the file at ``path`` is not a build of ours, or None when it is one.
+
+    Ours means all of: a DuckDB file; ``build_info`` as this version or an
+    older one writes it (``build_info.read_build_id``: one row, columns among
+    BuildInfo's, so a build served before an upgrade is still ours);
+    a build id of :data:`BUILD_ID`'s form; and the served tables
+    :data:`OWN_TABLES`. A table named ``build_info`` alone is no proof: a
+    warehouse may well have one, and replacing it would lose its other tables.
+    """
     if not is_duckdb_file(path):
-        return False
-    schema, table = BUILD_INFO_TABLE.split(".")
+        return "not a DuckDB file"
     try:
         with duckdb.connect(str(path), read_only=True) as connection:
-            row = connection.execute(
-                "select count(*) from duckdb_tables() where schema_name = ? and table_name = ?",
-                [schema, table],
-            ).fetchone()
-    except duckdb.Error:
-        return False
-    return bool(row and row[0])
+            tables = {
+                f"{schema}.{table}"
+                for schema, table in connection.execute(
+                    "select schema_name, table_name from duckdb_tables()"
+                ).fetchall()
+            }
+            if BUILD_INFO_TABLE not in tables:
+                return "no DuckDB build_info table"
+            build_id = read_build_id(connection)
+    except duckdb.Error as error:
+        return f"DuckDB cannot open it read-only: {first_meaningful_line(str(error))}"
+    if build_id is None:
+        return "its build_info is not one loan-recovery writes: other columns, or not one row"
+    if not BUILD_ID.match(build_id):
+        return f"its build_info names build {build_id!r}, not a loan-recovery build id"
+    missing = [table for table in OWN_TABLES if table not in tables]
+    if missing:
+        return f"no table {', '.join(missing)}"
+    return None
 
 
 def check_served_path(paths: ServedPaths) -> None:
@@ -203,27 +229,14 @@ def check_replaceable(path: Path, role: str) -> None:
         )
     if not stat.S_ISREG(info.st_mode):
         raise BuildError("db", f"{role} {path} is not a regular file", exit_code=EXIT_USAGE)
-    if not holds_build_info(path):
+    why = not_our_build(path)
+    if why is not None:
         raise BuildError(
             "db",
-            f"{role} {path} exists and is not a loan-recovery build (no DuckDB build_info "
-            "table); refusing to replace it. Choose another --db or move the file away",
+            f"{role} {path} exists and is not a loan-recovery build ({why}); refusing to "
+            "replace it. Choose another --db or move the file away",
             exit_code=EXIT_USAGE,
         )
-
-
-def make_directory(path: Path) -> None:
-    """Create ``path`` and missing parents, none of them group- or world-writable."""
-    missing = []
-    current = path
-    while not current.exists():
-        missing.append(current)
-        current = current.parent
-    for directory in reversed(missing):
-        with contextlib.suppress(FileExistsError):
-            directory.mkdir(mode=DIRECTORY_MODE)
-            # mkdir's mode is filtered by the umask; never let it add write for others.
-            os.chmod(directory, stat.S_IMODE(directory.stat().st_mode) & ~0o022)
 
 
 def build_directories(paths: ServedPaths) -> list[Path]:

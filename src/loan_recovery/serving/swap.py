@@ -234,6 +234,8 @@ def rollback_swap(paths: ServedPaths, root: Path) -> RollbackResult:
     if not paths.previous.is_file():
         raise BuildError("rollback", f"no previous build to roll back to ({paths.previous})")
     check_replaceable(paths.served, "--db")
+    # What is served next must be one of ours too, not only what is replaced.
+    check_replaceable(paths.previous, "the previous build")
     checked = verify(paths.previous, storage_version=storage_compatibility_version(root))
     replaced = read_build_id(paths.served) if paths.served.exists() else None
     if checked.build_id is not None and checked.build_id == replaced:

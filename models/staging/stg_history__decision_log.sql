@@ -1,0 +1,12 @@
+-- The served file's decision_log as this build found it, without this cycle or
+-- later (docs block decision_log): the history the decision_log mart extends. Typed
+-- by that mart's contract; empty on a first build.
+with
+
+final as (
+
+    {{ carried_history('decision_log', 'as_of_date') }}
+
+)
+
+select * from final
