@@ -22,6 +22,14 @@ pytestmark = pytest.mark.dbt
 
 MARTS = ["recovery_strategies", "borrower_segments", "risk_model_metrics"]
 ANALYST_TABLES = {
+    # the decision marts (models/marts/decisions/), served beside the others
+    "action_effects",
+    "challenger_results",
+    "challenger_strategy_results",
+    "cycle_trend",
+    "decision_cycles",
+    "decision_log",
+    "decision_outcomes",
     "borrower_segments",
     "collection_work_queue",
     "model_fairness",
