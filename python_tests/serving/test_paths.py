@@ -122,6 +122,7 @@ def test_a_build_served_before_an_upgrade_is_still_ours(tmp_path: Path) -> None:
     older = make_database(tmp_path / "older.duckdb", "b1")
     with duckdb.connect(str(older)) as connection:
         connection.execute("alter table main.build_info drop column as_of_date")
+        connection.execute("alter table main.build_info add column model_artifact varchar")
     check_replaceable(older, "--db")
     widened = make_database(tmp_path / "widened.duckdb", "b1")
     with duckdb.connect(str(widened)) as connection:

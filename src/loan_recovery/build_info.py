@@ -100,6 +100,10 @@ def write(connection: duckdb.DuckDBPyConnection, info: BuildInfo) -> None:
 CORE_COLUMNS = ("build_id", "started_at", "finished_at", "input_sha256", "model_mode")
 """Columns every version of ``build_info`` has had: what :func:`read_build_id` needs."""
 
+RETIRED_COLUMNS = ("model_artifact",)
+"""Columns older versions wrote and this one no longer does (``model_artifact``
+became ``model_version`` when the registry id became the one model id)."""
+
 
 def _columns(connection: duckdb.DuckDBPyConnection) -> list[str]:
     schema, table = TABLE.split(".")
@@ -114,13 +118,14 @@ def _columns(connection: duckdb.DuckDBPyConnection) -> list[str]:
 def read_build_id(connection: duckdb.DuckDBPyConnection) -> str | None:
     """The build id of a ``build_info`` this project wrote, in this version or an older one.
 
-    Older versions wrote fewer columns (``as_of_date`` came with the decision
-    log), so a build served before an upgrade is still recognised as ours:
-    its columns are a subset of today's and hold :data:`CORE_COLUMNS`, in one
-    row. Anything else (a warehouse's own ``build_info``) is None.
+    Older versions wrote other columns (``as_of_date`` came with the decision
+    log, ``model_artifact`` went with the one model id), so a build served
+    before an upgrade is still recognised as ours: its columns are among
+    today's and :data:`RETIRED_COLUMNS`, and hold :data:`CORE_COLUMNS`, in
+    one row. Anything else (a warehouse's own ``build_info``) is None.
     """
     columns = _columns(connection)
-    current = {column.name for column in fields(BuildInfo)}
+    current = {column.name for column in fields(BuildInfo)} | set(RETIRED_COLUMNS)
     if not set(CORE_COLUMNS) <= set(columns) or not set(columns) <= current:
         return None
     rows = connection.execute(f"select build_id from {TABLE}").fetchall()
