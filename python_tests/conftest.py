@@ -298,7 +298,6 @@ def info_for(build_id: str, rows: int = 3, **overrides: Any) -> BuildInfo:
         rows_quarantined=0,
         model_version="m",
         model_mode="trained",
-        model_artifact=None,
         project_version="0.1.0",
         git_commit=None,
         dbt_version=None,

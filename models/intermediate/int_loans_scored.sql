@@ -43,11 +43,13 @@ joined as (
         segments.is_high_risk,
         segment_scores.segment_risk_score,
         segment_scores.is_training_row as is_segment_training_row,
-        segment_scores.segment_model_version,
+        segment_scores.segment_model_hash,
+        segment_scores.segment_model_status,
         outcome_scores.loss_probability,
         outcome_scores.is_training_row as is_outcome_training_row,
-        outcome_scores.outcome_model_version,
+        outcome_scores.outcome_model_hash,
         outcome_scores.outcome_model_status,
+        outcome_scores.outcome_fallback_reason,
         loans.gender,
         loans.loan_type,
         loans.loan_amount,
@@ -90,8 +92,11 @@ final as (
         -- The loans a collector works this cycle: the open ones, or every loan
         -- when none is open (docs block capacity).
         not is_resolved or not (select bool_or(not open_loans.is_resolved) from loans as open_loans) as is_worked,
-        case when score_source = 'outcome' then outcome_model_version else segment_model_version end
-            as model_version
+        -- The content hash of the model whose score is in use: the reason
+        -- codes check the stored forest against it. Not the build's
+        -- model_version (the registry id, int_model_version).
+        case when score_source = 'outcome' then outcome_model_hash else segment_model_hash end
+            as score_model_hash
     from sourced
 
 )

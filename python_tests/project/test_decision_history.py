@@ -109,7 +109,7 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> History:
     write_loan_book(rows=ROWS, out=book_1, seed=SEED, open_share=0.3, truth_out=truth_1)
     build(paths, book_1, CYCLE_1, "--vars", FAST_VARS)
     after_cycle_1 = log_counts(paths.served)
-    version = served_build_info(paths.served)["model_artifact"]
+    version = served_build_info(paths.served)["model_version"]
     approved = run_cli("models", "--db", str(paths.served), "approve", version)
     assert approved.returncode == 0, approved.stderr
 

@@ -591,12 +591,13 @@ def test_model_card_says_when_the_outcome_model_fell_back(
 ) -> None:
     ((status, in_use),) = sql(
         constrained_connection,
-        "select (select model_status from main.risk_model_metrics where score_name = 'outcome'), "
+        "select (select fallback_reason from main.risk_model_metrics "
+        "where score_name = 'outcome' and model_status = 'fallback'), "
         "(select score_name from main.risk_model_metrics where is_score_in_use)",
     )
-    assert status.startswith("fallback: ") and in_use == "segment"
+    assert status and in_use == "segment"
     text = meaning(constrained_figures["model_card"])
-    assert f"The outcome model fell back ({status.removeprefix('fallback: ')})" in text
+    assert f"The outcome model fell back ({status})" in text
     assert "The strategy used the write-up's segment score." in text
     (points,) = traces(constrained_figures["model_card"], "scatter")
     assert np.isnan(points.x[list(points.meta).index("outcome")])
@@ -677,7 +678,7 @@ def describing(connection: duckdb.DuckDBPyConnection) -> BuildInfo:
         connection,
         "select (select count(*) from staging.stg_loans), "
         "(select count(*) from main.quarantined_loans), "
-        "(select model_version from main.risk_model_metrics where is_score_in_use)",
+        "(select model_version from main.run_settings)",
     )
     return info_for(
         "b-1",
@@ -804,12 +805,11 @@ def test_header_names_the_score_in_use(
 
 
 def test_header_says_the_outcome_model_fell_back_and_why(constrained: DbtResult) -> None:
-    ((status, asked),) = constrained.query(
-        "select model_status, strategy_score from main.risk_model_metrics, main.run_settings "
-        "where score_name = 'outcome'"
+    ((status, reason, asked),) = constrained.query(
+        "select model_status, fallback_reason, strategy_score "
+        "from main.risk_model_metrics, main.run_settings where score_name = 'outcome'"
     )
-    reason = status.removeprefix("fallback: ")
-    assert asked == "outcome" and reason != status and "min_resolved_loans" in reason
+    assert (status, asked) == ("fallback", "outcome") and "min_resolved_loans" in reason
     rows, warnings = header_of(constrained.database)
     assert rows["Score in use"][0] == (
         "segment: the write-up's segment_risk_score (run_settings.strategy_score asked for outcome)"

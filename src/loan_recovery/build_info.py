@@ -46,11 +46,11 @@ class BuildInfo:
     rows_clean: int
     rows_quarantined: int
     model_version: str | None
+    """The registry id of the models that scored the book, as every mart carries it:
+    the artifact a frozen build scored with, or the one a trained build was saved as
+    (``models approve`` takes it); None when the outcome model fell back (nothing saved)."""
     model_mode: str
     """'trained' (the build fitted its models) or 'frozen' (a registry artifact scored it)."""
-    model_artifact: str | None
-    """The registry artifact: the one that scored a frozen build, or the one a
-    trained build was saved as (None when it was not saved: the outcome model fell back)."""
     project_version: str
     git_commit: str | None
     dbt_version: str | None

@@ -262,11 +262,11 @@ def _build(args: argparse.Namespace) -> int:
     used, fallback = report.score
     print(f"  strategy score: {used}" + (f" ({fallback})" if fallback else ""))
     if info.model_mode == FROZEN:
-        print(f"  scored with frozen model {info.model_artifact}: nothing trained")
-    elif info.model_artifact:
+        print(f"  scored with frozen model {info.model_version}: nothing trained")
+    elif info.model_version:
         print(
-            f"  trained models saved as {info.model_artifact} "
-            f"(loan-recovery models approve {info.model_artifact})"
+            f"  trained models saved as {info.model_version} "
+            f"(loan-recovery models approve {info.model_version})"
         )
     if report.cycle is not None:
         cycle = report.cycle

@@ -22,6 +22,13 @@ scored_loans as (
 
 ),
 
+-- One row: the registry id of the models that scored the book.
+model_version as (
+
+    select * from {{ ref('int_model_version') }}
+
+),
+
 monitoring as (
 
     select * from {{ ref('model_monitoring') }}
@@ -32,8 +39,7 @@ book as (
 
     select
         count(*) as loans,
-        count(*) filter (where not is_resolved) as open_loans,
-        any_value(model_version) as model_version
+        count(*) filter (where not is_resolved) as open_loans
     from scored_loans
 
 ),
@@ -61,7 +67,7 @@ decided as (
         settings.as_of_date,
         {{ build_id_sql() }} as build_id,
         settings.experiment_id,
-        book.model_version,
+        model_version.model_version,
         cast(book.loans as bigint) as loans,
         cast(book.open_loans as bigint) as open_loans,
         drift.drift_verdict,
@@ -80,6 +86,7 @@ decided as (
     from settings
     cross join book
     cross join drift
+    cross join model_version
 
 ),
 

@@ -33,7 +33,7 @@ import pandas as pd
 from loan_recovery import build_info
 from loan_recovery.build_info import BuildInfo
 from loan_recovery.config import cluster_features
-from loan_recovery.modelling.status import fallback_reason
+from loan_recovery.modelling.status import FALLBACK
 from loan_recovery.report.database import (  # noqa: F401 (re-exported)
     REPORT_RELATIONS,
     ReportError,
@@ -137,11 +137,21 @@ class ReportData:
 
     @property
     def outcome_fallback(self) -> str | None:
-        """Why the outcome model did not score the book (``status.fallback_reason``), or None."""
-        status = self.score("outcome").get("model_status")
+        """Why the outcome model did not score the book (its fallback_reason), or None."""
+        outcome = self.score("outcome")
+        status = outcome.get("model_status")
         if status is None or pd.isna(status):
             return "no outcome row in risk_model_metrics"
-        return fallback_reason(str(status))
+        if status != FALLBACK:
+            return None
+        reason = outcome.get("fallback_reason")
+        return "no reason recorded" if reason is None or pd.isna(reason) else str(reason)
+
+    @property
+    def model_version(self) -> str | None:
+        """The build's model_version (run_settings): the registry id, None when nothing is."""
+        version = self.settings.get("model_version")
+        return None if version is None or pd.isna(version) else str(version)
 
     @property
     def built_at(self) -> Any:
