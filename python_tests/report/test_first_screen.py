@@ -106,8 +106,11 @@ def test_first_screen_says_first_cycle_and_the_drift_and_back_test(
     backtest = card(sample_page, "backtest")
     assert f"AUC {auc:.3f}" in backtest and f"{low:.3f} to {high:.3f}" in backtest
     assert f"{base:.1%}" in backtest
-    # A plain dbt build saved no model to a registry: nothing to approve, and it says so.
-    assert "none saved" in card(sample_page, "model")
+    # The registry id to approve is run_settings.model_version (issue 26: one model id).
+    (version,) = sample_build.query("select model_version from main.run_settings")[0]
+    model = card(sample_page, "model")
+    assert version and f"Model to approve | | {version}" in model.replace("  ", " ")
+    assert f"loan-recovery models approve {version}" in model
 
 
 @pytest.fixture(scope="module")

@@ -17,9 +17,8 @@ Where the numbers come from:
 - drift: the worst ``stability`` in ``main.model_monitoring``;
 - the back-test: ``main.risk_model_metrics`` row of the score in use (AUC
   with its 95 % interval and the base rate, on the resolved loans);
-- the model to approve: the registry version ``build_info.model_artifact``
-  (what ``loan-recovery models approve`` takes), else
-  ``run_settings.model_version`` for a frozen build;
+- the model to approve: the registry id ``run_settings.model_version``
+  (what ``loan-recovery models approve`` takes; every mart carries it);
 - the change since the last cycle: ``main.cycle_trend``, this cycle's row
   against the latest earlier one ("first cycle" when there is none).
 
@@ -190,43 +189,40 @@ def backtest_fact(data: ReportData) -> Fact:
 
 
 def model_fact(data: ReportData) -> Fact:
-    """The registry version a validator approves (``loan-recovery models approve``)."""
-    info = data.build_info
-    settings_version = str(data.settings.get("model_version") or "")
-    version = data.score_in_use.get("model_version")
-    if info is not None and info.model_artifact:
-        if info.model_mode == FROZEN:
-            return Fact(
-                "model",
-                "Model",
-                f"{info.model_artifact}",
-                ("approved: it scored this cycle unchanged", f"model version {version}"),
-            )
+    """The registry id a validator approves (``loan-recovery models approve``).
+
+    ``run_settings.model_version`` is the registry id every mart carries
+    (None when the outcome model fell back and nothing was saved). A frozen
+    build was scored by an approved model; a trained one offers its models
+    for approval, which only ``loan-recovery build`` saves to the registry.
+    """
+    version = data.model_version
+    if version is None:
+        reason = data.outcome_fallback or "no model id recorded"
         return Fact(
             "model",
             "Model to approve",
-            f"{info.model_artifact}",
-            (
-                f"trained this cycle (model version {version})",
-                f"loan-recovery models approve {info.model_artifact}",
-            ),
+            "none saved",
+            (f"nothing to approve: {reason}",),
+            warn=True,
         )
-    if settings_version:
+    if data.score("outcome").get("model_status") == FROZEN:
         return Fact(
             "model",
             "Model",
-            settings_version,
-            ("approved: it scored this cycle unchanged", f"model version {version}"),
+            version,
+            ("approved: it scored this cycle unchanged", "registry id (run_settings)"),
         )
+    saved = (
+        "saved by this build to the registry"
+        if data.build_info is not None
+        else "a plain dbt build: loan-recovery build saves it to the registry"
+    )
     return Fact(
         "model",
         "Model to approve",
-        "none saved",
-        (
-            f"model version {version} is in no registry (a plain dbt build)",
-            "loan-recovery build saves one to approve",
-        ),
-        warn=True,
+        version,
+        (f"trained this cycle; {saved}", f"loan-recovery models approve {version}"),
     )
 
 
