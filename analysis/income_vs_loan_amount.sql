@@ -4,7 +4,7 @@ with
 
 features as (
 
-    select * from {{ ref('int_loan_features') }}
+    select * from {{ catalog_free_ref('int_loan_features') }}
 
 ),
 

@@ -4,7 +4,7 @@ with
 
 queue as (
 
-    select * from {{ ref('collection_work_queue') }}
+    select * from {{ catalog_free_ref('collection_work_queue') }}
 
 ),
 

@@ -4,7 +4,7 @@ with
 
 strategies as (
 
-    select * from {{ ref('recovery_strategies') }}
+    select * from {{ catalog_free_ref('recovery_strategies') }}
 
 ),
 

@@ -4,7 +4,7 @@ with
 
 loans as (
 
-    select * from {{ ref('stg_loans') }}
+    select * from {{ catalog_free_ref('stg_loans') }}
 
 ),
 

@@ -62,7 +62,7 @@ def _run(*args: str) -> None:
 
 def _served_artifact(database: Path) -> str:
     with duckdb.connect(str(database), read_only=True) as connection:
-        row = connection.execute("select model_artifact from build_info").fetchone()
+        row = connection.execute("select model_version from build_info").fetchone()
     assert row is not None and row[0], "cycle 1 registered no model"
     return str(row[0])
 

@@ -133,7 +133,7 @@ def one_run(
         _vars(learning),
     )
     with duckdb.connect(str(served), read_only=True) as connection:
-        version = connection.execute("select model_artifact from build_info").fetchone()[0]
+        version = connection.execute("select model_version from build_info").fetchone()[0]
     _cli("models", "--db", str(served), "approve", version)
     for cycle in (1, 2):
         write_next_month(

@@ -299,7 +299,6 @@ def info_for(build_id: str, rows: int = 3, **overrides: Any) -> BuildInfo:
         model_version="m",
         model_mode="trained",
         run_kind="full",
-        model_artifact=None,
         project_version="0.1.0",
         git_commit=None,
         dbt_version=None,

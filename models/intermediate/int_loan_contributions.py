@@ -10,6 +10,6 @@ def model(dbt, session):
     worked = (
         scored.filter("scored.is_worked")
         .join(features, "scored.loan_id = features.loan_id")
-        .select("scored.risk_score, scored.score_source, scored.model_version, features.*")
+        .select("scored.risk_score, scored.score_source, scored.score_model_hash, features.*")
     )
     return for_dbt(explain_scores(worked, session=session))

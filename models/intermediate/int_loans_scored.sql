@@ -1,8 +1,5 @@
 -- One row per scored loan: both scores, the segment, the outcome where known,
--- and which score drives the strategy (docs block score_in_use). The models'
--- versions and status are per-build constants, not copied onto every loan
--- beyond the version of the score in use (risk_model_metrics reads them
--- from the score models). Every mart
+-- and which score drives the strategy (docs block score_in_use). Every mart
 -- that needs scores starts here, so the join is computed once, as a table.
 with
 
@@ -46,8 +43,13 @@ joined as (
         segments.is_high_risk,
         segment_scores.segment_risk_score,
         segment_scores.is_training_row as is_segment_training_row,
+        segment_scores.segment_model_hash,
+        segment_scores.segment_model_status,
         outcome_scores.loss_probability,
         outcome_scores.is_training_row as is_outcome_training_row,
+        outcome_scores.outcome_model_hash,
+        outcome_scores.outcome_model_status,
+        outcome_scores.outcome_fallback_reason,
         loans.gender,
         loans.loan_type,
         loans.loan_amount,
@@ -59,11 +61,7 @@ joined as (
         loans.recovery_status,
         case when loans.is_resolved then loans.recovery_status <> 'Fully Recovered' end
             as is_not_fully_recovered,
-        loans.collection_method,
-        -- The versions are per-build constants: only the one of the score in
-        -- use is kept (risk_model_metrics reads both from the score models).
-        outcome_scores.outcome_model_version,
-        segment_scores.segment_model_version
+        loans.collection_method
     from loans
     inner join segments on loans.loan_id = segments.loan_id
     inner join segment_scores on loans.loan_id = segment_scores.loan_id
@@ -88,14 +86,17 @@ sourced as (
 final as (
 
     select
-        * exclude (outcome_model_version, segment_model_version),
+        *,
         case when score_source = 'outcome' then loss_probability else segment_risk_score end
             as risk_score,
         -- The loans a collector works this cycle: the open ones, or every loan
         -- when none is open (docs block capacity).
         not is_resolved or not (select bool_or(not open_loans.is_resolved) from loans as open_loans) as is_worked,
-        case when score_source = 'outcome' then outcome_model_version else segment_model_version end
-            as model_version
+        -- The content hash of the model whose score is in use: the reason
+        -- codes check the stored forest against it. Not the build's
+        -- model_version (the registry id, int_model_version).
+        case when score_source = 'outcome' then outcome_model_hash else segment_model_hash end
+            as score_model_hash
     from sourced
 
 )

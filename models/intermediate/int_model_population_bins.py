@@ -23,6 +23,7 @@ def model(dbt, session):
                 *(f"features.{name}" for name in [*numeric, *categories]),
                 *(f"scored.{name}" for name in scores),
                 "scored.is_outcome_training_row",
+                "scored.is_resolved",
             ]
         )
     )

@@ -53,7 +53,8 @@ final as (
         strategies.monthly_emi,
         strategies.num_missed_payments,
         strategies.days_past_due,
-        strategies.loan_type
+        strategies.loan_type,
+        strategies.model_version
     from strategies
     inner join catalog on strategies.strategy_code = catalog.strategy_code
 

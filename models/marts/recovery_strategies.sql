@@ -20,6 +20,14 @@ reasons as (
 
 ),
 
+-- One row: the registry id of the models that scored the book (NULL when
+-- the outcome model fell back and nothing is registered).
+model_version as (
+
+    select * from {{ ref('int_model_version') }}
+
+),
+
 strategy_catalog as (
 
     select * from {{ ref('recovery_strategy_catalog') }}
@@ -70,8 +78,9 @@ final as (
         scored_loans.days_past_due,
         scored_loans.recovery_status,
         scored_loans.collection_method,
-        scored_loans.model_version
+        model_version.model_version
     from scored_loans
+    cross join model_version
     inner join strategies on scored_loans.loan_id = strategies.loan_id
     left join strategy_catalog on strategies.strategy_code = strategy_catalog.strategy_code
     left join reasons on scored_loans.loan_id = reasons.loan_id

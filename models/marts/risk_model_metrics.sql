@@ -8,32 +8,17 @@ scored_loans as (
 
 ),
 
-settings as (
-
-    select * from {{ ref('stg_run_settings') }}
-
-),
-
 baseline_scores as (
 
     select * from {{ ref('int_loan_baseline_scores') }}
 
 ),
 
--- Per-build constants, read where the score models write them.
-outcome_model as (
+-- One row: the registry id of the models that scored the book (NULL when
+-- the outcome model fell back and nothing is registered).
+model_version as (
 
-    select
-        any_value(outcome_model_version) as model_version,
-        any_value(outcome_model_status) as model_status
-    from {{ ref('int_loan_outcome_scores') }}
-
-),
-
-segment_model as (
-
-    select any_value(segment_model_version) as model_version
-    from {{ ref('int_loan_segment_scores') }}
+    select * from {{ ref('int_model_version') }}
 
 ),
 
@@ -103,20 +88,23 @@ label_evaluated as (
 
 label_metrics as ({{ score_evaluation('label_evaluated', 'score_name', 'segment_risk_score', 'is_high_risk', 'segment_risk_score') }}),
 
+-- Each model's status as its Python model reported it (the words live in
+-- loan_recovery.modelling.status); the outcome model's fallback reason
+-- travels in a column of its own.
 models as (
 
     select
         'outcome' as score_name,
         count(*) filter (where is_outcome_training_row) as training_rows,
-        (select outcome_model.model_version from outcome_model) as model_version,
-        (select outcome_model.model_status from outcome_model) as model_status
+        any_value(outcome_model_status) as model_status,
+        any_value(outcome_fallback_reason) as fallback_reason
     from scored_loans
     union all
     select
         'segment' as score_name,
         count(*) filter (where is_segment_training_row) as training_rows,
-        (select segment_model.model_version from segment_model) as model_version,
-        case when (select settings.model_version from settings) = '' then 'trained' else 'frozen' end as model_status
+        any_value(segment_model_status) as model_status,
+        cast(null as varchar) as fallback_reason
     from scored_loans
 
 ),
@@ -145,7 +133,8 @@ final as (
         descriptions.score_name,
         descriptions.score_description,
         descriptions.score_name = in_use.score_source as is_score_in_use,
-        coalesce(outcome_metrics.evaluated_loans, 0) as evaluated_loans,
+        -- BIGINT: the rank sums add BIGINTs up as HUGEINT, which BI drivers read poorly
+        cast(coalesce(outcome_metrics.evaluated_loans, 0) as bigint) as evaluated_loans,
         outcome_metrics.base_rate,
         outcome_metrics.roc_auc,
         outcome_metrics.roc_auc_ci_low,
@@ -154,14 +143,16 @@ final as (
         outcome_metrics.expected_calibration_error,
         label_metrics.roc_auc as label_roc_auc,
         models.training_rows,
-        models.model_version,
+        -- The registry id on the rows of the models it holds; the baselines
+        -- are no model of the artifact.
+        case when models.score_name is not null then model_version.model_version end as model_version,
         models.model_status,
-        nullif(settings.model_version, '') as model_artifact,
+        models.fallback_reason,
         -- plain TIMESTAMP in UTC: DuckDB 1.x Python clients need pytz for TIMESTAMPTZ
         timezone('UTC', current_timestamp) as built_at
     from descriptions
     cross join in_use
-    cross join settings
+    cross join model_version
     left join outcome_metrics on descriptions.score_name = outcome_metrics.score_group
     left join label_metrics on descriptions.score_name = label_metrics.score_group
     left join models on descriptions.score_name = models.score_name

@@ -22,8 +22,8 @@ final as (
         cast({{ var('outcome_sample_rows') }} as bigint) as outcome_sample_rows,
         cast({{ var('outcome_trees') }} as integer) as outcome_trees,
         cast({{ var('random_state') }} as bigint) as random_state,
-        -- empty: this build trained its models; else the artifact it scored with
-        {{ sql_string(var('model_version')) }} as model_version,
+        -- the artifact a frozen build was asked to score with; NULL when it trains
+        nullif({{ sql_string(var('model_version')) }}, '') as model_version,
         -- the decision cycle and the experiment (docs block decision_experiment)
         {{ cycle_date_sql() }} as as_of_date,
         {{ sql_string(var('experiment_id')) }} as experiment_id,

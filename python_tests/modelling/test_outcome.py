@@ -26,6 +26,7 @@ from loan_recovery.config import (
 )
 from loan_recovery.generate import generate_loan_book
 from loan_recovery.modelling import calibration, outcome
+from loan_recovery.modelling.model_store import Component
 from loan_recovery.modelling.outcome import score_outcomes
 from loan_recovery.modelling.sentinel import LEAK_AUC, check_features_are_honest
 from reference_metrics import ece
@@ -105,20 +106,52 @@ def test_probabilities_are_calibrated_on_open_loans(book, scored) -> None:
     assert probability.mean() == pytest.approx(truth[is_open].mean(), abs=0.03)
 
 
+def test_probabilities_are_calibrated_where_the_raw_votes_are_not(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # On the generator's books the forest's raw votes happen to be nearly
+    # calibrated already, so the test above passes without Platt scaling.
+    # Here the outcome is an interaction (the XOR of two features' halves,
+    # 95 % against 5 %): no feature ranks it alone (the leak sentinel stays
+    # quiet), the trees find it only partly, and their votes shrink towards
+    # the middle. Platt scaling must stretch them back.
+    frame, _ = model_input(12_000, seed=31)
+
+    def high(column: str) -> np.ndarray:
+        return (frame[column] > frame[column].mean()).to_numpy()
+
+    truth_p = np.where(high("interest_rate") ^ high("age"), 0.95, 0.05)
+    lost = np.random.default_rng(1).random(len(frame)) < truth_p
+    frame["is_not_fully_recovered"] = pd.Series(lost).where(frame["is_resolved"])
+    is_open = ~frame["is_resolved"].to_numpy()
+    calibrated = score(frame)["loss_probability"].to_numpy()[is_open]
+    assert ece(calibrated, lost[is_open]) <= 0.05
+
+    # The book is a real test: the same forest's votes, not calibrated, are far off.
+    identity = calibration.Platt(slope=1.0, intercept=0.0)
+    monkeypatch.setattr(
+        outcome, "cross_fitted", lambda scores, *_: (np.asarray(scores, float), identity)
+    )
+    votes = score(frame)["loss_probability"].to_numpy()[is_open]
+    assert ece(votes, lost[is_open]) >= 0.12
+
+
 def test_only_resolved_loans_train_and_every_loan_is_scored(book, scored) -> None:
     frame, _ = book
     assert list(scored.columns) == [
         "loan_id",
         "loss_probability",
         "is_training_row",
-        "outcome_model_version",
+        "outcome_model_hash",
         "outcome_model_status",
+        "outcome_fallback_reason",
     ]
     assert scored["loan_id"].tolist() == frame["loan_id"].tolist()
     assert scored["loss_probability"].between(0, 1).all()
     assert not (scored["is_training_row"] & ~frame["is_resolved"]).any()
     assert scored["is_training_row"].sum() == frame["is_resolved"].sum()
     assert set(scored["outcome_model_status"]) == {"trained"}
+    assert scored["outcome_fallback_reason"].isna().all()
 
 
 def test_training_loans_get_out_of_sample_scores() -> None:
@@ -140,7 +173,7 @@ def test_sampled_training_uses_resolved_loans_only_and_ignores_row_order() -> No
     assert first["is_training_row"].sum() == 1_500
     merged = first.merge(again, on="loan_id")
     assert np.array_equal(merged["loss_probability_x"], merged["loss_probability_y"])
-    assert (merged["outcome_model_version_x"] == merged["outcome_model_version_y"]).all()
+    assert (merged["outcome_model_hash_x"] == merged["outcome_model_hash_y"]).all()
 
 
 def test_too_few_resolved_loans_fall_back_with_the_reason() -> None:
@@ -149,8 +182,10 @@ def test_too_few_resolved_loans_fall_back_with_the_reason() -> None:
     scored = score(frame, min_resolved_loans=resolved + 1)
     assert scored["loss_probability"].isna().all()
     assert not scored["is_training_row"].any()
-    (status,) = set(scored["outcome_model_status"])
-    assert status.startswith(f"fallback: {resolved} resolved loans, fewer than min_resolved_loans")
+    assert set(scored["outcome_model_status"]) == {"fallback"}
+    assert scored["outcome_model_hash"].isna().all()
+    (reason,) = set(scored["outcome_fallback_reason"])
+    assert reason.startswith(f"{resolved} resolved loans, fewer than min_resolved_loans")
 
 
 def test_one_outcome_only_falls_back() -> None:
@@ -160,7 +195,8 @@ def test_one_outcome_only_falls_back() -> None:
     )
     scored = score(frame, min_resolved_loans=50)
     assert scored["loss_probability"].isna().all()
-    assert "one outcome only" in scored["outcome_model_status"].iloc[0]
+    assert set(scored["outcome_model_status"]) == {"fallback"}
+    assert "one outcome only" in scored["outcome_fallback_reason"].iloc[0]
 
 
 @pytest.mark.parametrize(
@@ -278,3 +314,25 @@ def test_calibration_folds_depend_on_ids_only() -> None:
     again = calibration.folds_of(shuffled.reset_index(drop=True), random_state=4)
     assert dict(zip(ids, folds, strict=True)) == dict(zip(shuffled, again, strict=True))
     assert set(folds) == set(range(calibration.FOLDS))
+
+
+def test_a_frozen_outcome_model_says_so_and_keeps_its_hash() -> None:
+    frame, _ = model_input(1_500, seed=3)
+    settings = {
+        "categories": CATEGORIES,
+        "protected": PROTECTED,
+        "post_outcome_columns": post_outcome_columns(),
+        "n_trees": 20,
+        "sample_rows": SETTINGS["outcome_sample_rows"],
+        "min_resolved_loans": SETTINGS["min_resolved_loans"],
+        "random_state": SETTINGS["random_state"],
+    }
+    fitted = score_outcomes(frame, FEATURES, **settings)
+    trained = fitted.scores.read_all().to_pandas()
+    ((_, meta, arrays, forest),) = fitted.components
+    frozen = score(frame, frozen=Component(meta, arrays, forest))
+    assert set(frozen["outcome_model_status"]) == {"frozen"}
+    assert frozen["outcome_fallback_reason"].isna().all()
+    assert (
+        set(frozen["outcome_model_hash"]) == set(trained["outcome_model_hash"]) == {meta["version"]}
+    )

@@ -11,15 +11,19 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from conftest import query, run_cli, served_build_info, sha256
 from loan_recovery.generate import DRIFTED, write_loan_book
 from loan_recovery.modelling.registry import MANIFEST, record_manifest
+from loan_recovery.report import queries
+from loan_recovery.report.facts import build_facts, header_rows
 
 pytestmark = pytest.mark.dbt
 
@@ -70,8 +74,7 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Registry:
     write_loan_book(ROWS, second, seed=2, open_share=0.3)
 
     out = build(served, "--loans", str(first))
-    version = served_build_info(served)["model_artifact"]
-    assert f"trained models saved as {version}" in out
+    (version,) = re.findall(r"trained models saved as ([0-9a-f]{12})", out)
     trained = shutil.copy2(served, root / "trained.duckdb")
     approved = run_cli("models", "--db", str(served), "approve", version)
     assert approved.returncode == 0, approved.stderr
@@ -101,23 +104,63 @@ def build_info_dir(stdout: str) -> str:
     return next(line.split("logs: ", 1)[1] for line in stdout.splitlines() if "logs: " in line)
 
 
+def model_versions_shown(database: Path) -> dict[str, object]:
+    """Every model_version a user of ``database`` meets, by where they meet it."""
+    with queries.connect(database) as connection:
+        facts = build_facts(queries.read_report_data(connection, sample_rows=10), str(database))
+    header = {label: value for label, value, _ in header_rows(facts)}
+    shown: dict[str, object] = {
+        "report header": header["Model version"],
+        "build_info": served_build_info(database)["model_version"],
+    }
+    for table, where in (
+        ("run_settings", ""),
+        ("recovery_strategies", ""),
+        ("collection_work_queue", ""),
+        ("risk_model_metrics", "where score_name in ('outcome', 'segment')"),
+        ("model_monitoring", ""),
+    ):
+        try:
+            found = query(database, f"select distinct model_version from main.{table} {where}")
+        except duckdb.Error as error:
+            found = [(f"{type(error).__name__}: {str(error).splitlines()[0]}",)]
+        shown[table] = found[0][0] if len(found) == 1 else found
+    return shown
+
+
+def test_the_model_version_everywhere_is_the_id_models_approve_takes(
+    registry: Registry, tmp_path: Path
+) -> None:
+    # The trained build printed "trained models saved as <version>": the
+    # report, build_info, run_settings and every mart name that id, the one
+    # `models list` prints and `models approve` takes.
+    shown = model_versions_shown(registry.trained)
+    assert shown == dict.fromkeys(shown, registry.version)
+    assert model_versions_shown(registry.served) == dict.fromkeys(shown, registry.version)
+    registry_copy = tmp_path / "served.duckdb.registry"
+    shutil.copytree(registry.registry, registry_copy)
+    (registry_copy / "APPROVED").unlink()
+    approved = run_cli(
+        "models", "--db", str(tmp_path / "served.duckdb"), "approve", str(shown["report header"])
+    )
+    assert approved.returncode == 0, approved.stderr
+    assert json.loads((registry_copy / "APPROVED").read_text())["version"] == registry.version
+
+
 def test_a_frozen_build_trains_nothing_and_back_tests_the_model(registry: Registry) -> None:
     info = served_build_info(registry.served)
-    assert (info["model_mode"], info["model_artifact"]) == ("frozen", registry.version)
-    assert query(registry.served, "select model_version from main.run_settings") == [
-        (registry.version,)
-    ]
+    assert (info["model_mode"], info["model_version"]) == ("frozen", registry.version)
     card = {
         row[0]: row[1:]
         for row in query(
             registry.served,
-            "select score_name, model_status, training_rows, model_artifact, evaluated_loans, "
+            "select score_name, model_status, training_rows, model_version, evaluated_loans, "
             "roc_auc from main.risk_model_metrics",
         )
     }
     for score in ("outcome", "segment"):
-        status, training_rows, artifact, evaluated, _ = card[score]
-        assert (status, training_rows, artifact) == ("frozen", 0, registry.version)
+        status, training_rows, version, evaluated, _ = card[score]
+        assert (status, training_rows, version) == ("frozen", 0, registry.version)
     # The back-test: the frozen outcome model judged on the new book's resolved loans.
     status, _, _, evaluated, auc = card["outcome"]
     assert evaluated > 0.6 * ROWS
@@ -151,7 +194,7 @@ def test_next_months_book_is_stable_against_the_stored_bins(registry: Registry) 
     assert len(shifts) == 20
     assert all(psi < 0.10 for psi, _ in shifts.values()), shifts
     assert query(registry.served, "select distinct compared_with from main.model_monitoring") == [
-        (f"the training population of artifact {registry.version}",)
+        (f"the training population of model {registry.version}",)
     ]
 
 

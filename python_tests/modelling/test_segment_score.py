@@ -13,6 +13,7 @@ from sklearn.metrics import roc_auc_score
 
 from loan_recovery.config import cluster_features, post_outcome_columns, run_setting_defaults
 from loan_recovery.modelling.forest import forest_parameters
+from loan_recovery.modelling.model_store import Component
 from loan_recovery.modelling.segment_score import score_segment_risk
 
 FEATURES = cluster_features()
@@ -58,15 +59,35 @@ def test_every_loan_gets_a_score_in_unit_interval(training: pd.DataFrame, scored
         "loan_id",
         "segment_risk_score",
         "is_training_row",
-        "segment_model_version",
+        "segment_model_hash",
+        "segment_model_status",
     ]
     assert scored["loan_id"].tolist() == training["loan_id"].tolist()
     assert scored["segment_risk_score"].dtype == np.float64
     assert scored["segment_risk_score"].between(0.0, 1.0).all()
     assert scored["is_training_row"].dtype == bool
     assert scored["is_training_row"].all()
-    assert scored["segment_model_version"].nunique() == 1
-    assert len(scored["segment_model_version"].iloc[0]) == 12
+    assert scored["segment_model_hash"].nunique() == 1
+    assert len(scored["segment_model_hash"].iloc[0]) == 12
+    assert set(scored["segment_model_status"]) == {"trained"}
+
+
+def test_a_frozen_segment_score_says_so_and_keeps_its_hash(training: pd.DataFrame, scored) -> None:
+    settings = {
+        "post_outcome_columns": post_outcome_columns(),
+        "n_trees": SETTINGS["scoring_trees"],
+        "sample_rows": SETTINGS["scoring_sample_rows"],
+        "random_state": SETTINGS["random_state"],
+    }
+    ((_, meta, arrays, forest),) = score_segment_risk(training, FEATURES, **settings).components
+    frozen = score(
+        training.drop(columns="is_high_risk"),
+        FEATURES,
+        frozen=Component(meta, arrays, forest),
+    )
+    assert set(frozen["segment_model_status"]) == {"frozen"}
+    assert set(frozen["segment_model_hash"]) == set(scored["segment_model_hash"])
+    assert not frozen["is_training_row"].any()
 
 
 def test_scores_rank_a_real_signal(training: pd.DataFrame, scored) -> None:
@@ -111,13 +132,13 @@ def test_version_changes_with_data_and_features(training: pd.DataFrame, scored) 
     changed = training.copy()
     changed.loc[10, "monthly_income"] += 1.0
     assert (
-        score(changed, FEATURES)["segment_model_version"].iloc[0]
-        != scored["segment_model_version"].iloc[0]
+        score(changed, FEATURES)["segment_model_hash"].iloc[0]
+        != scored["segment_model_hash"].iloc[0]
     )
     fewer = score(training, FEATURES[:-1])
-    assert fewer["segment_model_version"].iloc[0] != scored["segment_model_version"].iloc[0]
+    assert fewer["segment_model_hash"].iloc[0] != scored["segment_model_hash"].iloc[0]
     other_seed = score(training, FEATURES, random_state=7)
-    assert other_seed["segment_model_version"].iloc[0] != scored["segment_model_version"].iloc[0]
+    assert other_seed["segment_model_hash"].iloc[0] != scored["segment_model_hash"].iloc[0]
 
 
 def test_sample_cap_trains_on_a_sample_and_scores_the_rest() -> None:

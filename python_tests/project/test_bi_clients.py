@@ -23,6 +23,7 @@ attaches it again if the served name now points to another file. Guarantee:
 from __future__ import annotations
 
 import os
+import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -393,3 +394,52 @@ def test_dispose_does_not_help_while_a_connection_is_checked_out(
     with engine.connect() as connection:
         assert build_of(connection) == "old"
     held.close()
+
+
+# --------------------------------------------------------------------------- reflection
+
+
+@pytest.mark.dbt
+@pytest.mark.parametrize("engine_kind", ["file URL", "make_bi_engine"])
+def test_sqlalchemy_reflects_every_served_table(
+    sample_build: Any, tmp_path: Path, engines: Callable[..., sa.Engine], engine_kind: str
+) -> None:
+    # What Superset does when a dataset is added: reflect the table (columns,
+    # primary and foreign keys, unique constraints) through SQLAlchemy's
+    # inspector, on the pinned SQLAlchemy and duckdb-engine (pyproject.toml).
+    served = tmp_path / "loan_recovery.duckdb"
+    shutil.copy(sample_build.database, served)
+    with duckdb.connect(str(served), read_only=True) as connection:
+        expected = {
+            table: [name for (name,) in connection.execute(
+                "select column_name from information_schema.columns "
+                "where table_schema = 'main' and table_name = ? order by ordinal_position",
+                [table],
+            ).fetchall()]
+            for (table,) in connection.execute(
+                "select table_name from information_schema.tables where table_schema = 'main'"
+            ).fetchall()
+        }  # fmt: skip
+    assert len(expected) >= 10
+    if engine_kind == "file URL":
+        engine = engines(sa.create_engine, f"duckdb:///{served}", connect_args={"read_only": True})
+    else:
+        engine = engines(make_bi_engine, served)
+    inspector = sa.inspect(engine)
+    reflected: dict[str, object] = {}
+    for table in sorted(expected):
+        try:
+            columns = [column["name"] for column in inspector.get_columns(table)]
+            inspector.get_pk_constraint(table)
+            inspector.get_foreign_keys(table)
+            inspector.get_unique_constraints(table)
+            inspector.get_indexes(table)
+            inspector.get_check_constraints(table)
+            inspector.get_table_comment(table)
+            loaded = sa.Table(table, sa.MetaData(), autoload_with=engine)
+            reflected[table] = columns if list(loaded.columns.keys()) == columns else "differs"
+        except (sa.exc.SQLAlchemyError, NotImplementedError) as error:
+            # duckdb-engine turns some failures into a bare NotImplementedError
+            cause = error if str(error) else error.__cause__
+            reflected[table] = f"{type(error).__name__}: {str(cause).splitlines()[0][:160]}"
+    assert reflected == expected

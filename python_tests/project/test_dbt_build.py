@@ -10,16 +10,26 @@ import subprocess
 import sys
 from pathlib import Path
 
+import duckdb
 import pytest
 from sklearn.metrics import roc_auc_score
 
 from conftest import DBT, PUBLIC_LOAN_BOOK, DbtResult, copy_build, needs, run_dbt
-from loan_recovery.config import project_dir
+from loan_recovery.config import project_dir, reference
+from loan_recovery.modelling.registry import model_facts, register
 
 pytestmark = pytest.mark.dbt
 
 MARTS = ["recovery_strategies", "borrower_segments", "risk_model_metrics"]
 ANALYST_TABLES = {
+    # the decision marts (models/marts/decisions/), served beside the others
+    "action_effects",
+    "challenger_results",
+    "challenger_strategy_results",
+    "cycle_trend",
+    "decision_cycles",
+    "decision_log",
+    "decision_outcomes",
     "borrower_segments",
     "collection_work_queue",
     "model_fairness",
@@ -78,6 +88,62 @@ def test_analysts_see_only_the_marts_in_the_default_schema(sample_build: DbtResu
     assert set(layers.values()) == {"staging", "intermediate"}
 
 
+def test_model_version_is_the_registry_id_this_build_would_be_saved_as(
+    sample_build: DbtResult, tmp_path: Path
+) -> None:
+    # A plain dbt build registers nothing, but the id its marts carry is the
+    # one `loan-recovery build` would save its models as (registry.register
+    # over this build's model store), so `models approve` takes what a user sees.
+    store = sample_build.database.with_name(sample_build.database.name + ".models")
+    saved_as = register(
+        store,
+        tmp_path / "registry",
+        facts=model_facts(reference()),
+        model_card=[],
+        created_at="2026-01-01T00:00:00Z",
+    )
+    shown = {}
+    for table, where in (
+        ("run_settings", ""),
+        ("recovery_strategies", ""),
+        ("collection_work_queue", ""),
+        ("risk_model_metrics", "where score_name in ('outcome', 'segment')"),
+        ("model_monitoring", ""),
+    ):
+        try:
+            shown[table] = sample_build.query(
+                f"select distinct model_version from main.{table} {where}"
+            )
+        except duckdb.Error as error:
+            shown[table] = str(error).splitlines()[0]
+    assert shown == {table: [(saved_as,)] for table in shown}
+    # Each model's own content hash is kept under a name that says so.
+    assert sample_build.query(
+        "select score_name, model_status, fallback_reason from main.risk_model_metrics "
+        "order by score_name"
+    ) == [
+        ("base_rate", None, None),
+        ("days_past_due", None, None),
+        ("outcome", "trained", None),
+        ("segment", "trained", None),
+    ]
+
+
+def test_no_served_column_is_a_128_bit_integer(sample_build: DbtResult) -> None:
+    # BI drivers (JDBC, ODBC, Arrow consumers, DuckDB 1.x clients) read
+    # HUGEINT poorly or as strings; counts fit in BIGINT.
+    wide = sample_build.query(
+        "select table_name, column_name, data_type from information_schema.columns "
+        "where table_schema = 'main' and data_type in ('HUGEINT', 'UHUGEINT') "
+        "order by all"
+    )
+    assert wide == []
+    assert sample_build.scalar(
+        "select count(distinct table_name) from information_schema.columns "
+        "where table_schema = 'main'"
+    ) == len(ANALYST_TABLES)
+
+
 def test_sql_auc_matches_sklearn(sample_build: DbtResult) -> None:
     rows = sample_build.query(
         "select s.segment_risk_score, g.is_high_risk from intermediate.int_loan_segment_scores s "
@@ -110,20 +176,25 @@ def test_thresholds_by_var_reach_run_settings_and_split_the_scores(
     assert result.query("select legal_threshold, settlement_threshold from run_settings") == [
         (legal, settlement)
     ]
-    # Every loan is on the right side of both thresholds (the boundaries
-    # themselves are the unit tests' job).
-    bands = dict(
+    # Every band the thresholds make holds exactly the loans whose score
+    # falls in it, and a band with loans in it is never missing (the
+    # boundaries themselves are the unit tests' job). Capacity is unlimited.
+    counts = dict(
+        result.query("select threshold_strategy_code, count(*) from recovery_strategies group by 1")
+    )
+    expected = dict(
         result.query(
-            "select strategy_code, [min(risk_score), max(risk_score)] from recovery_strategies "
-            "group by 1"
+            f"select 'legal', count(*) filter (where risk_score > {legal}) "
+            "from recovery_strategies union all "
+            f"select 'settlement', count(*) filter (where risk_score >= {settlement} "
+            f"and risk_score <= {legal}) from recovery_strategies union all "
+            f"select 'reminders', count(*) filter (where risk_score < {settlement}) "
+            "from recovery_strategies"
         )
     )
-    if "legal" in bands:
-        assert bands["legal"][0] > legal
-    if "settlement" in bands:
-        assert settlement <= bands["settlement"][0] and bands["settlement"][1] <= legal
-    if "reminders" in bands:
-        assert bands["reminders"][1] < settlement
+    assert counts == {band: loans for band, loans in expected.items() if loans}
+    if legal > settlement:
+        assert set(counts) == {"legal", "settlement", "reminders"}
     total = result.scalar("select count(*) from recovery_strategies")
     assert total == sample_build.scalar("select count(*) from staging.stg_loans")
 
@@ -175,17 +246,25 @@ def test_public_loan_book_builds_unedited(tmp_path: Path) -> None:
         assert result.scalar(f"select count(*) from {mart}") > 0
 
 
-def test_docs_generate_documents_marts_and_business_rules(
-    sample_build: DbtResult, tmp_path: Path
-) -> None:
-    database = tmp_path / "loans.duckdb"
-    copy_build(sample_build.database, database)
-    result = run_dbt(tmp_path, "docs", "generate", database=database)
+@pytest.fixture(scope="module")
+def docs_generated(sample_build: DbtResult, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One ``dbt docs generate`` over a copy of the sample build (it compiles the analyses too).
+
+    The copy is named compiled_against.duckdb, so SQL that kept the catalog
+    of the file dbt compiled against names it.
+    """
+    workdir = tmp_path_factory.mktemp("docs")
+    database = copy_build(sample_build.database, workdir / "compiled_against.duckdb")
+    result = run_dbt(workdir, "docs", "generate", database=database)
     assert result.returncode == 0, result.output
-    catalog = json.loads((tmp_path / "target" / "catalog.json").read_text())
+    return workdir / "target"
+
+
+def test_docs_generate_documents_marts_and_business_rules(docs_generated: Path) -> None:
+    catalog = json.loads((docs_generated / "catalog.json").read_text())
     documented = {node["metadata"]["name"] for node in catalog["nodes"].values()}
     assert set(MARTS) <= documented
-    manifest = json.loads((tmp_path / "target" / "manifest.json").read_text())
+    manifest = json.loads((docs_generated / "manifest.json").read_text())
     strategies = manifest["nodes"]["model.loan_recovery.recovery_strategies"]
     assert "settlement_threshold up to and including legal_threshold" in strategies["description"]
     exposures = {exposure["name"] for exposure in manifest["exposures"].values()}
@@ -196,6 +275,54 @@ def test_docs_generate_documents_marts_and_business_rules(
         "model_validation",
         "loan_book_review",
     }
+
+
+def test_every_served_column_is_described(docs_generated: Path) -> None:
+    # What an analyst or a BI tool sees (schema main) is documented column by
+    # column: dbt's catalog lists the built columns, the manifest their yml.
+    catalog = json.loads((docs_generated / "catalog.json").read_text())
+    manifest = json.loads((docs_generated / "manifest.json").read_text())
+    served = {
+        unique_id: node
+        for unique_id, node in catalog["nodes"].items()
+        if node["metadata"]["schema"] == "main"
+    }
+    assert {node["metadata"]["name"] for node in served.values()} == ANALYST_TABLES
+    undescribed = sorted(
+        f"{node['metadata']['name']}.{column}"
+        for unique_id, node in served.items()
+        for column in node["columns"]
+        if not manifest["nodes"][unique_id]["columns"]
+        .get(column, {})
+        .get("description", "")
+        .strip()
+    )
+    assert undescribed == []
+
+
+def test_compiled_analyses_run_against_a_renamed_build_file(
+    sample_build: DbtResult, docs_generated: Path, tmp_path: Path
+) -> None:
+    # An analyst compiles analysis/ once and runs the SQL against whatever
+    # file they open (the served one, a copy, last month's): the compiled
+    # SQL must not name the catalog of the file dbt compiled against.
+    compiled = sorted((docs_generated / "compiled").rglob("analysis/*.sql"))
+    sources = sorted((project_dir() / "analysis").glob("*.sql"))
+    assert [path.name for path in compiled] == [path.name for path in sources]
+    renamed = tmp_path / "another_name.duckdb"
+    shutil.copy(sample_build.database, renamed)
+    failures = {}
+    with duckdb.connect(str(renamed), read_only=True) as connection:
+        for path in compiled:
+            sql = path.read_text(encoding="utf-8")
+            if "compiled_against" in sql:
+                failures[path.name] = "names the catalog compiled_against"
+                continue
+            try:
+                connection.execute(sql).fetchall()
+            except duckdb.Error as error:
+                failures[path.name] = str(error).splitlines()[0]
+    assert failures == {}
 
 
 def test_the_same_book_shuffled_gives_identical_segments_and_scores(tmp_path: Path) -> None:

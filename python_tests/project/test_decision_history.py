@@ -115,7 +115,7 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> History:
     write_loan_book(rows=ROWS, out=book_1, seed=SEED, open_share=0.3, truth_out=truth_1)
     build(paths, book_1, CYCLE_1, "--vars", FAST_VARS)
     after_cycle_1 = log_counts(paths.served)
-    version = served_build_info(paths.served)["model_artifact"]
+    version = served_build_info(paths.served)["model_version"]
     approved = run_cli("models", "--db", str(paths.served), "approve", version)
     assert approved.returncode == 0, approved.stderr
 
@@ -473,7 +473,7 @@ def test_build_info_says_which_kind_of_run_it_was(decision_run: DecisionRun) -> 
     full, decision = served_build_info(decision_run.full), served_build_info(decision_run.decision)
     assert (full["run_kind"], decision["run_kind"]) == ("full", "decision")
     assert decision["model_mode"] == "frozen"
-    for column in ("model_version", "model_artifact", "rows_in", "rows_clean", "input_sha256"):
+    for column in ("model_version", "rows_in", "rows_clean", "input_sha256"):
         assert decision[column] == full[column], column
     assert "decision run: the open loans scored, explained and decided" in decision_run.stdout
 

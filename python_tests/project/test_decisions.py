@@ -230,12 +230,16 @@ def test_too_few_resolved_loans_fall_back_to_the_segment_score(tmp_path: Path) -
     assert result.query("select distinct score_source from main.recovery_strategies") == [
         ("segment",)
     ]
-    status, in_use = result.query(
-        "select model_status, is_score_in_use from main.risk_model_metrics "
+    status, reason, in_use = result.query(
+        "select model_status, fallback_reason, is_score_in_use from main.risk_model_metrics "
         "where score_name = 'outcome'"
     )[0]
-    assert status.startswith("fallback: ") and "min_resolved_loans (100000)" in status
-    assert not in_use
+    assert status == "fallback" and not in_use
+    assert reason.startswith("1502 resolved loans, fewer than min_resolved_loans (100000)")
+    # Nothing is registered when the outcome model fell back: no model_version anywhere.
+    for table in ("run_settings", "recovery_strategies", "collection_work_queue"):
+        assert result.query(f"select distinct model_version from main.{table}") == [(None,)]
+    assert result.query("select distinct model_version from main.risk_model_metrics") == [(None,)]
     assert (
         result.scalar(
             "select count(*) from main.recovery_strategies where loss_probability is not null"

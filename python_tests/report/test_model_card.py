@@ -86,7 +86,12 @@ def test_model_card_sentence_follows_the_numbers(
 def test_model_card_sentence_of_a_fallback() -> None:
     scores = {
         "outcome": _score(
-            "outcome", np.nan, np.nan, np.nan, model_status="fallback: 150 resolved loans"
+            "outcome",
+            np.nan,
+            np.nan,
+            np.nan,
+            model_status="fallback",
+            fallback_reason="150 resolved loans",
         ),
         "segment": _score("segment", 0.7, 0.65, 0.75, is_score_in_use=True),
     }

@@ -123,6 +123,7 @@ def test_a_build_served_before_an_upgrade_is_still_ours(tmp_path: Path) -> None:
     older = make_database(tmp_path / "older.duckdb", "b1")
     with duckdb.connect(str(older)) as connection:
         connection.execute("alter table main.build_info drop column as_of_date")
+        connection.execute("alter table main.build_info add column model_artifact varchar")
     check_replaceable(older, "--db")
     before_decision_runs = make_database(tmp_path / "before_decision_runs.duckdb", "b1")
     with duckdb.connect(str(before_decision_runs)) as connection:

@@ -46,14 +46,14 @@ class BuildInfo:
     rows_clean: int
     rows_quarantined: int
     model_version: str | None
+    """The registry id of the models that scored the book, as every mart carries it:
+    the artifact a frozen build scored with, or the one a trained build was saved as
+    (``models approve`` takes it); None when the outcome model fell back (nothing saved)."""
     model_mode: str
     """'trained' (the build fitted its models) or 'frozen' (a registry artifact scored it)."""
     run_kind: str
     """'full' (every loan scored, the model card built) or 'decision' (the monthly decision
     run, ``--decide-only``: the open loans scored and decided, no model card)."""
-    model_artifact: str | None
-    """The registry artifact: the one that scored a frozen build, or the one a
-    trained build was saved as (None when it was not saved: the outcome model fell back)."""
     project_version: str
     git_commit: str | None
     dbt_version: str | None
@@ -107,6 +107,10 @@ DECISION_RUN = "decision"
 CORE_COLUMNS = ("build_id", "started_at", "finished_at", "input_sha256", "model_mode")
 """Columns every version of ``build_info`` has had: what :func:`read_build_id` needs."""
 
+RETIRED_COLUMNS = ("model_artifact",)
+"""Columns older versions wrote and this one no longer does (``model_artifact``
+became ``model_version`` when the registry id became the one model id)."""
+
 
 def _columns(connection: duckdb.DuckDBPyConnection) -> list[str]:
     schema, table = TABLE.split(".")
@@ -121,13 +125,14 @@ def _columns(connection: duckdb.DuckDBPyConnection) -> list[str]:
 def read_build_id(connection: duckdb.DuckDBPyConnection) -> str | None:
     """The build id of a ``build_info`` this project wrote, in this version or an older one.
 
-    Older versions wrote fewer columns (``as_of_date`` came with the decision
-    log), so a build served before an upgrade is still recognised as ours:
-    its columns are a subset of today's and hold :data:`CORE_COLUMNS`, in one
-    row. Anything else (a warehouse's own ``build_info``) is None.
+    Older versions wrote other columns (``as_of_date`` came with the decision
+    log, ``model_artifact`` went with the one model id), so a build served
+    before an upgrade is still recognised as ours: its columns are among
+    today's and :data:`RETIRED_COLUMNS`, and hold :data:`CORE_COLUMNS`, in
+    one row. Anything else (a warehouse's own ``build_info``) is None.
     """
     columns = _columns(connection)
-    current = {column.name for column in fields(BuildInfo)}
+    current = {column.name for column in fields(BuildInfo)} | set(RETIRED_COLUMNS)
     if not set(CORE_COLUMNS) <= set(columns) or not set(columns) <= current:
         return None
     rows = connection.execute(f"select build_id from {TABLE}").fetchall()

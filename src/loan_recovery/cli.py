@@ -188,6 +188,24 @@ def _report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _export(args: argparse.Namespace) -> int:
+    from loan_recovery.serving import served_path
+    from loan_recovery.serving.export import ExportError, export_work_queue
+
+    database = served_path(args.db)
+    try:
+        exported = export_work_queue(database, Path(args.out), force=args.force)
+    except ExportError as error:
+        return _fail("export", str(error), error.exit_code)
+    print(
+        f"exported the work queue of cycle {exported.as_of_date} (build {exported.build_id}) "
+        f"from {database} to {exported.out}"
+    )
+    for path, rows in exported.files:
+        print(f"  {path.name}: {rows:,} loans")
+    return EXIT_OK
+
+
 def _print_failure(command: str, failure: BuildError, served: Path, out: TextIO) -> None:
     print(f"{command} failed at step {failure.step}: {failure.reason}", file=out)
     if failure.step not in ("settings", "db", "lock"):
@@ -251,11 +269,11 @@ def _build(args: argparse.Namespace) -> int:
             "gains, fairness or policy comparison (a full build makes them)"
         )
     if info.model_mode == FROZEN:
-        print(f"  scored with frozen model {info.model_artifact}: nothing trained")
-    elif info.model_artifact:
+        print(f"  scored with frozen model {info.model_version}: nothing trained")
+    elif info.model_version:
         print(
-            f"  trained models saved as {info.model_artifact} "
-            f"(loan-recovery models approve {info.model_artifact})"
+            f"  trained models saved as {info.model_version} "
+            f"(loan-recovery models approve {info.model_version})"
         )
     if report.cycle is not None:
         cycle = report.cycle
@@ -365,7 +383,7 @@ def _models(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="loan-recovery",
-        description="Loan-recovery analytics on DuckDB: generate, build, report, publish.",
+        description="Loan-recovery analytics on DuckDB: generate, build, report, export, publish.",
     )
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
@@ -424,6 +442,23 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: reports/loan_recovery_report.html)",
     )
     report.set_defaults(handler=_report)
+
+    export = commands.add_parser(
+        "export",
+        help="write the served work queue as one CSV per strategy (legal.csv, ...), read-only",
+    )
+    export.add_argument(
+        "--db", help="served DuckDB file (default: $LOAN_RECOVERY_DB, else loan_recovery.duckdb)"
+    )
+    export.add_argument(
+        "--out", required=True, help="directory for the CSV files: new or empty (see --force)"
+    )
+    export.add_argument(
+        "--force",
+        action="store_true",
+        help="write into a non-empty --out, replacing its strategy files (others are kept)",
+    )
+    export.set_defaults(handler=_export)
 
     build = commands.add_parser(
         "build",

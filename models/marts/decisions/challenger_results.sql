@@ -3,31 +3,25 @@
 -- champion cell's with a 95 % interval (docs block challenger_results).
 with
 
-decisions as (
+-- The per-strategy counts, added up per cell: one place counts decisions
+-- against their outcomes.
+by_strategy as (
 
-    select * from {{ ref('decision_log') }}
-
-),
-
-outcomes as (
-
-    select * from {{ ref('decision_outcomes') }}
+    select * from {{ ref('challenger_strategy_results') }}
 
 ),
 
 cells as (
 
     select
-        decisions.as_of_date,
-        decisions.experiment_id,
-        decisions.cell,
-        count(*) as decided_loans,
-        count(outcomes.loan_id) as resolved_loans,
-        count(*) filter (where outcomes.is_not_fully_recovered) as lost_loans
-    from decisions
-    left join outcomes
-        on decisions.as_of_date = outcomes.as_of_date and decisions.loan_id = outcomes.loan_id
-    group by decisions.as_of_date, decisions.experiment_id, decisions.cell
+        as_of_date,
+        experiment_id,
+        cell,
+        sum(decided_loans) as decided_loans,
+        sum(resolved_loans) as resolved_loans,
+        sum(lost_loans) as lost_loans
+    from by_strategy
+    group by as_of_date, experiment_id, cell
 
 ),
 

@@ -22,9 +22,10 @@ loans as (
 
 ),
 
-scored_loans as (
+-- One row: the registry id of the models that scored the book.
+model_version as (
 
-    select * from {{ ref('int_loans_scored') }}
+    select * from {{ ref('int_model_version') }}
 
 ),
 
@@ -40,8 +41,7 @@ book as (
 
     select
         count(*) as loans,
-        count(*) filter (where not is_resolved) as open_loans,
-        (select any_value(scored_loans.model_version) from scored_loans) as model_version
+        count(*) filter (where not is_resolved) as open_loans
     from loans
 
 ),
@@ -69,7 +69,7 @@ decided as (
         settings.as_of_date,
         {{ build_id_sql() }} as build_id,
         settings.experiment_id,
-        book.model_version,
+        model_version.model_version,
         cast(book.loans as bigint) as loans,
         cast(book.open_loans as bigint) as open_loans,
         drift.drift_verdict,
@@ -88,6 +88,7 @@ decided as (
     from settings
     cross join book
     cross join drift
+    cross join model_version
 
 ),
 

@@ -28,6 +28,14 @@ settings as (
 
 ),
 
+-- One row: the registry id of the models that scored the book (NULL when
+-- the outcome model fell back and nothing is registered).
+model_version as (
+
+    select * from {{ ref('int_model_version') }}
+
+),
+
 decided as (
 
     select
@@ -51,10 +59,11 @@ decided as (
         strategies.expected_net_value,
         cast(scored_loans.outstanding_loan_amount as double) as outstanding_loan_amount,
         scored_loans.days_past_due,
-        scored_loans.model_version
+        model_version.model_version
     from scored_loans
     inner join strategies on scored_loans.loan_id = strategies.loan_id
     cross join settings
+    cross join model_version
     where not scored_loans.is_resolved
 
 ),

@@ -19,9 +19,10 @@ is known, and decides for the ones still open:
   (:mod:`loan_recovery.modelling.calibration`).
 
 When fewer than ``min_resolved_loans`` resolved loans exist, or they hold
-one outcome only, nothing is trained: every loss_probability is null and
-``outcome_model_status`` says why, so the strategy falls back to the
-write-up's score and the build says so.
+one outcome only, nothing is trained: every loss_probability is null,
+``outcome_model_status`` is ``fallback`` and ``outcome_fallback_reason``
+says why, so the strategy falls back to the write-up's score and the build
+says so.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ from loan_recovery.modelling.model_input import (
 )
 from loan_recovery.modelling.model_store import Component, Fitted, training_arrays
 from loan_recovery.modelling.sentinel import check_features_are_honest
-from loan_recovery.modelling.status import FROZEN, TRAINED, fallback_status
+from loan_recovery.modelling.status import FALLBACK, FROZEN, TRAINED
 
 __all__ = ["COMPONENT", "LABEL", "score_outcomes"]
 
@@ -69,14 +70,19 @@ SCHEMA = pa.schema(
         (KEY, pa.string()),
         ("loss_probability", pa.float64()),
         ("is_training_row", pa.bool_()),
-        ("outcome_model_version", pa.string()),
+        ("outcome_model_hash", pa.string()),
         ("outcome_model_status", pa.string()),
+        ("outcome_fallback_reason", pa.string()),
     ]
 )
-"""The scores' columns (loan_id takes the input's type)."""
+"""The scores' columns (loan_id takes the input's type). ``outcome_model_hash``
+is the fitted model's content hash (:func:`loan_recovery.modelling.forest.model_version`),
+one of the four a registry id is made of; the id itself is ``int_model_version``'s."""
 
 
-def _columns(version: str | None, status: str) -> Callable[[np.ndarray, np.ndarray], list]:
+def _columns(
+    version: str | None, status: str, reason: str | None = None
+) -> Callable[[np.ndarray, np.ndarray], list]:
     """The columns after loan_id (see :data:`SCHEMA`) for a batch's probabilities."""
 
     def columns(probabilities: np.ndarray, is_training: np.ndarray) -> list[pa.Array]:
@@ -86,6 +92,7 @@ def _columns(version: str | None, status: str) -> Callable[[np.ndarray, np.ndarr
             pa.array(is_training, pa.bool_()),
             pa.repeat(pa.scalar(version, pa.string()), n),
             pa.repeat(pa.scalar(status, pa.string()), n),
+            pa.repeat(pa.scalar(reason, pa.string()), n),
         ]
 
     return columns
@@ -102,7 +109,7 @@ def _protected_indicators(
 
 
 def _fallback(source: LoanSource, reason: str) -> Fitted:
-    columns = _columns(None, reason)
+    columns = _columns(None, FALLBACK, reason)
     schema = source.keyed(SCHEMA)
 
     def batches() -> Iterator[pa.Table]:
@@ -128,7 +135,7 @@ def score_outcomes(
     frozen: Component | None = None,
     session: duckdb.DuckDBPyConnection | None = None,
 ) -> Fitted:
-    """Every loan's loss_probability, is_training_row, outcome_model_version and status.
+    """Every loan's loss_probability, is_training_row, outcome_model_hash, status and reason.
 
     ``loans`` (a dbt relation with its ``session``, or a frame) holds
     loan_id, ``features``, the ``categories`` columns, the ``protected``
@@ -172,19 +179,15 @@ def score_outcomes(
     if n_resolved < min_resolved_loans:
         return _fallback(
             source,
-            fallback_status(
-                f"{n_resolved} resolved loans, fewer than min_resolved_loans "
-                f"({min_resolved_loans}); the strategy uses the segment score"
-            ),
+            f"{n_resolved} resolved loans, fewer than min_resolved_loans "
+            f"({min_resolved_loans}); the strategy uses the segment score",
         )
     if found["lost"] in (0, n_resolved):
         only = "not fully recovered" if found["lost"] else "fully recovered"
         return _fallback(
             source,
-            fallback_status(
-                f"all {n_resolved} resolved loans were {only} (one outcome only); "
-                "the strategy uses the segment score"
-            ),
+            f"all {n_resolved} resolved loans were {only} (one outcome only); "
+            "the strategy uses the segment score",
         )
 
     training = source.sample(

@@ -140,10 +140,10 @@ def _rescaled(
 
 
 def _load(source: LoanSource) -> Component:
-    rows, found = source.distinct(["score_source", "model_version"])
+    rows, found = source.distinct(["score_source", "score_model_hash"])
     if rows == 0:
         raise ValueError("no loans to explain: the input has 0 rows")
-    sources, versions = found["score_source"], found["model_version"]
+    sources, versions = found["score_source"], found["score_model_hash"]
     if len(sources) != 1:
         raise ValueError(f"one score drives the strategy, found {sorted(map(str, sources))}")
     (score_source,) = sources
@@ -165,7 +165,8 @@ def explain_scores(
 
     ``worked`` (a dbt relation with its ``session``, or a frame) holds, per
     loan a collector works (int_loans_scored's is_worked), its risk_score,
-    score_source and model_version and the model's input columns
+    score_source and score_model_hash (the content hash of the model whose
+    score is in use) and the model's input columns
     (int_loan_features). The model that drove the strategy is read from the
     model store.
     """

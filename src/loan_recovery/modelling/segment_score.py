@@ -32,6 +32,7 @@ from loan_recovery.modelling.model_input import (
     read_loan_columns,
 )
 from loan_recovery.modelling.model_store import Component, Fitted, training_arrays
+from loan_recovery.modelling.status import FROZEN, TRAINED
 
 __all__ = ["COMPONENT", "LABEL", "score_segment_risk"]
 
@@ -43,10 +44,13 @@ SCHEMA = pa.schema(
         (KEY, pa.string()),
         ("segment_risk_score", pa.float64()),
         ("is_training_row", pa.bool_()),
-        ("segment_model_version", pa.string()),
+        ("segment_model_hash", pa.string()),
+        ("segment_model_status", pa.string()),
     ]
 )
-"""The scores' columns (loan_id takes the input's type)."""
+"""The scores' columns (loan_id takes the input's type). ``segment_model_hash`` is
+the fitted forest's content hash, one of the four a registry id is made of;
+``segment_model_status`` is ``trained`` or ``frozen`` (:mod:`loan_recovery.modelling.status`)."""
 
 
 def score_segment_risk(
@@ -60,7 +64,7 @@ def score_segment_risk(
     frozen: Component | None = None,
     session: duckdb.DuckDBPyConnection | None = None,
 ) -> Fitted:
-    """Every loan's out-of-sample segment_risk_score, is_training_row and segment_model_version.
+    """Every loan's out-of-sample segment_risk_score, is_training_row, model hash and status.
 
     ``training`` (a dbt relation with its ``session``, or a frame) holds
     loan_id, the features and the label ``is_high_risk``. The forest
@@ -119,7 +123,7 @@ def score_segment_risk(
         post_outcome_columns,
         lambda rows: positive_proba(fitted.forest, rows),
         (sample_table.column(KEY).combine_chunks(), fitted.training_scores),
-        _columns(version),
+        _columns(version, TRAINED),
     )
     meta = {
         "version": version,
@@ -135,7 +139,7 @@ def score_segment_risk(
     return Fitted(scores, ((COMPONENT, meta, arrays, fitted.forest),))
 
 
-def _columns(version: str) -> Callable[[np.ndarray, np.ndarray], list[pa.Array]]:
+def _columns(version: str, status: str) -> Callable[[np.ndarray, np.ndarray], list[pa.Array]]:
     """The columns after loan_id (see :data:`SCHEMA`): scores clipped to [0, 1]."""
 
     def columns(scores: np.ndarray, is_training: np.ndarray) -> list[pa.Array]:
@@ -143,6 +147,7 @@ def _columns(version: str) -> Callable[[np.ndarray, np.ndarray], list[pa.Array]]
             numbers(np.clip(scores, 0.0, 1.0)),
             pa.array(is_training, pa.bool_()),
             pa.repeat(pa.scalar(version, pa.string()), len(scores)),
+            pa.repeat(pa.scalar(status, pa.string()), len(scores)),
         ]
 
     return columns
@@ -168,6 +173,6 @@ def _frozen_scores(
         post_outcome_columns,
         lambda rows: positive_proba(forest, rows),
         (pa.array([], schema.field(KEY).type), np.empty(0)),
-        _columns(frozen.meta["version"]),
+        _columns(frozen.meta["version"], FROZEN),
     )
     return Fitted(scores, ((COMPONENT, frozen.meta, {}, forest),))

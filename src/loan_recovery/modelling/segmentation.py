@@ -307,9 +307,12 @@ SCHEMA = pa.schema(
         ("segment_name", pa.string()),
         ("is_high_risk", pa.bool_()),
         ("risk_basis", pa.string()),
+        ("segmentation_model_hash", pa.string()),
     ]
 )
-"""The assignments' columns (loan_id takes the input's type)."""
+"""The assignments' columns (loan_id takes the input's type). ``segmentation_model_hash``
+is the segmentation's content hash (:attr:`SegmentModel.version`), one of the four a
+registry id is made of."""
 
 
 def _assignments(
@@ -321,6 +324,7 @@ def _assignments(
     order = np.argsort(model.segment_ids)
     names = pa.array([model.names[i] for i in order], pa.string())
     high_risk = model.high_risk[order]
+    version = model.version
 
     def batches() -> Iterator[pa.Table]:
         for table, labels in _labelled_batches(source, model, post_outcome_columns):
@@ -332,6 +336,7 @@ def _assignments(
                     "segment_name": names.take(pa.array(codes)),
                     "is_high_risk": pa.array(high_risk[codes]),
                     "risk_basis": pa.repeat(pa.scalar(model.risk_basis), len(codes)),
+                    "segmentation_model_hash": pa.repeat(pa.scalar(version), len(codes)),
                 }
             )
 
@@ -349,7 +354,7 @@ def assign_segments(
     frozen: Component | None = None,
     session: duckdb.DuckDBPyConnection | None = None,
 ) -> Fitted:
-    """Every loan's segment: loan_id, segment_id, segment_name, is_high_risk, risk_basis.
+    """Every loan's segment: loan_id, segment_id, segment_name, is_high_risk, risk_basis, hash.
 
     Method: ``StandardScaler`` and ``KMeans(n_segments, n_init=10)`` fitted on
     the book, or on a deterministic sample of ``sample_rows`` loans chosen by

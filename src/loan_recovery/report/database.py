@@ -32,6 +32,10 @@ REPORT_RELATIONS: tuple[tuple[str, str], ...] = (
     ("main", "reason_code_catalog"),
     ("main", "recovery_strategy_catalog"),
     ("main", "model_monitoring"),
+    ("main", "collection_work_queue"),
+    ("main", "cycle_trend"),
+    ("main", "challenger_results"),
+    ("main", "action_effects"),
 )
 
 

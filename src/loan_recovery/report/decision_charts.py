@@ -91,7 +91,7 @@ def gains_figure(data: ReportData) -> go.Figure:
     fig.update_yaxes(title_text="Losses captured (cumulative share)", tickformat=".0%")
     fig = base_layout(
         fig,
-        "Gains: share of losses each score captures",
+        "Back-test: gains, the share of losses each score captures",
         "From model_gains: resolved loans in deciles from the highest score down, out-of-sample "
         "scores; a curve above the diagonal ranks losses first."
         + _fallback_note(data, "no outcome curve"),
@@ -176,7 +176,9 @@ def policy_figure(data: ReportData) -> go.Figure:
     fig = go.Figure()
     strategies = ordered(policies["strategy_code"], data.strategy_order)
     for name in GAINS_SCORES:
-        rows = policies[policies["policy_name"] == name].set_index("strategy_code")
+        rows = policies[
+            (policies["policy_name"] == name) & (policies["basis"] == "back-test")
+        ].set_index("strategy_code")
         if rows.empty:
             continue
         fig.add_trace(
@@ -208,7 +210,7 @@ def policy_figure(data: ReportData) -> go.Figure:
     )
     fig = base_layout(
         fig,
-        "Policy comparison: how the loans each strategy would get really ended",
+        "Back-test: how the resolved loans each policy would send to a strategy really ended",
         "From strategy_policy_comparison: resolved loans; the thresholds on each score, and a "
         "days-past-due rule filling legal and settlement with as many loans as the policy in use."
         + _fallback_note(data, "no outcome policy"),
@@ -218,11 +220,103 @@ def policy_figure(data: ReportData) -> go.Figure:
     return legend_below(fig, -0.22)
 
 
+MONEY_POLICIES = {
+    "assigned": "assigned this cycle (cells and capacity)",
+    "thresholds": "thresholds for every loan",
+    "expected_value": "expected value for every loan",
+    "reminders_only": "reminders for every loan",
+}
+
+
+def policy_money_figure(data: ReportData) -> go.Figure:
+    """Expected net recovery of this cycle's worked loans under each policy, per strategy.
+
+    From strategy_policy_comparison's ``expected`` rows (before capacity,
+    except ``assigned``), and its ``realised`` rows when earlier decisions
+    have resolved: what they were expected to bring and what they brought.
+    """
+    policies = data.policies
+    colors = strategy_colors(data.strategy_ranks)
+    expected = policies[policies["basis"] == "expected"]
+    realised = policies[policies["basis"] == "realised"]
+    names = [name for name in MONEY_POLICIES if name in set(expected["policy_name"])]
+    labels = [wrap_label(MONEY_POLICIES[name], 18) for name in names]
+    fig = make_subplots(
+        rows=1,
+        cols=2,
+        column_widths=[0.6, 0.4],
+        horizontal_spacing=0.12,
+        subplot_titles=("This cycle, expected", "Earlier decisions that resolved, realised"),
+    )
+    for code in data.strategy_order[::-1]:
+        rows = expected[expected["strategy_code"] == code].set_index("policy_name")
+        values = [float(rows["expected_net_value"].get(name, 0.0)) for name in names]
+        fig.add_trace(
+            go.Bar(
+                x=labels,
+                y=values,
+                name=code,
+                meta=code,
+                legendgroup=code,
+                marker_color=colors.get(code),
+                customdata=[int(rows["loans"].get(name, 0)) for name in names],
+                hovertemplate=f"{code}<br>%{{x}}: %{{customdata:,}} loans, expected net "
+                "%{y:,.0f}<extra></extra>",
+            ),
+            row=1,
+            col=1,
+        )
+        done = realised[realised["strategy_code"] == code]
+        if not done.empty:
+            fig.add_trace(
+                go.Bar(
+                    x=[wrap_label(str(p), 14) for p in done["policy_name"]],
+                    y=done["realised_net_value"],
+                    name=code,
+                    meta=f"realised:{code}",
+                    legendgroup=code,
+                    showlegend=False,
+                    marker_color=colors.get(code),
+                    customdata=done[["loans", "expected_net_value"]],
+                    hovertemplate=f"{code}<br>%{{x}}: %{{customdata[0]:,}} loans, realised net "
+                    "%{y:,.0f} (expected %{customdata[1]:,.0f})<extra></extra>",
+                ),
+                row=1,
+                col=2,
+            )
+    totals = expected.groupby("policy_name")["expected_net_value"].sum()
+    for label, name in zip(labels, names, strict=True):
+        fig.add_annotation(
+            x=label,
+            y=float(totals.get(name, 0.0)),
+            text=f"{float(totals.get(name, 0.0)) / 1e6:,.1f} M",
+            showarrow=False,
+            yanchor="bottom",
+            xref="x",
+            yref="y",
+        )
+    if realised.empty:
+        note(fig, "no_realised", "no earlier decision has resolved yet", y=0.5)
+        fig.layout.annotations[-1].update(x=0.85)
+    fig.update_layout(barmode="stack")
+    fig.update_yaxes(title_text="Net recovery (currency units)", row=1, col=1)
+    fig.update_yaxes(title_text="Realised net recovery (currency units)", row=1, col=2)
+    fig = base_layout(
+        fig,
+        "Policies in money: expected net recovery of this cycle's loans",
+        f"From strategy_policy_comparison (basis expected: {data.worked_description}, each "
+        "policy before capacity except 'assigned'; basis realised: earlier cycles' decisions "
+        "whose loans resolved, at their own cycle's economics). Costs, haircut and partial "
+        "share are assumptions (see Assumptions).",
+        520,
+        b=130,
+    )
+    return legend_below(fig, -0.25)
+
+
 def worked_note(data: ReportData) -> str:
     """Which loans the reason-code and capacity charts count (is_worked)."""
-    if data.worked_count == data.loan_count:
-        return f"all {data.worked_count:,} loans (none is open, so every loan is worked)"
-    return f"the {data.worked_count:,} worked loans (is_worked: the open ones)"
+    return data.worked_description
 
 
 def reason_codes_figure(data: ReportData) -> go.Figure:

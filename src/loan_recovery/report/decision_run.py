@@ -79,7 +79,7 @@ def body_html(run: DecisionRun, database: str) -> str:
         ("Build", f"{info.build_id} (decision run), cycle {info.as_of_date}"),
         ("Input", f"{info.input_file}: {info.rows_clean:,} valid loans, "
                   f"{info.rows_quarantined:,} quarantined"),
-        ("Model", f"frozen artifact {info.model_artifact} (score version {info.model_version})"),
+        ("Model", f"frozen model {info.model_version}"),
         ("Decided", f"{decided:,} open loans"),
     ]  # fmt: skip
     missing = "".join(

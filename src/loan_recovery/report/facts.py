@@ -10,6 +10,11 @@ row behind. So it is trusted only when it describes the marts' build (same
 model version, same clean and quarantined row counts); otherwise the header
 falls back to the marts and a warning says why.
 
+The model version is the registry id (``run_settings.model_version``, the
+same in every mart and in ``build_info``): the one ``loan-recovery models
+approve`` takes. None when the outcome model fell back and nothing was
+registered.
+
 The thresholds have one source whatever happened: ``main.run_settings``, the
 row the strategy CASE applied. No fallback, so nothing to warn about.
 
@@ -65,14 +70,19 @@ class BuildFacts:
     legal_threshold: Sourced[float]
     settlement_threshold: Sourced[float]
     model_version: Sourced[str]
+    """The registry id (``models approve`` takes it), or :data:`NO_MODEL_VERSION`."""
     score_in_use: Sourced[str]
     outcome_model: Sourced[str]
     warnings: tuple[str, ...] = ()
 
 
-def marts_model_version(data: ReportData) -> str:
-    """The version of the model whose score drove the strategy (risk_model_metrics)."""
-    return str(data.score_in_use.get("model_version"))
+NO_MODEL_VERSION = "none: the outcome model fell back, so nothing was registered"
+MARTS_VERSION_SOURCE = "run_settings.model_version (the registry id every mart carries)"
+
+
+def marts_model_version(data: ReportData) -> str | None:
+    """The build's model_version as the marts carry it: the registry id, or None."""
+    return data.model_version
 
 
 def score_facts(data: ReportData) -> tuple[Sourced[str], Sourced[str], list[str]]:
@@ -99,13 +109,12 @@ def score_facts(data: ReportData) -> tuple[Sourced[str], Sourced[str], list[str]
         )
     elif outcome.get("model_status") == FROZEN:
         outcome_text = (
-            f"frozen: scored with registry artifact {outcome.get('model_artifact')} "
-            f"(outcome model {outcome['model_version']}); nothing trained on this book"
+            f"frozen: scored with model {data.model_version}; nothing trained on this book"
         )
     else:
         outcome_text = (
             f"trained on {int(outcome['training_rows']):,} resolved loans, "
-            f"version {outcome['model_version']}"
+            f"version {data.model_version}"
         )
     return (
         Sourced(used, SCORE_SOURCE),
@@ -117,7 +126,7 @@ def score_facts(data: ReportData) -> tuple[Sourced[str], Sourced[str], list[str]
 def stale_reason(info: BuildInfo, data: ReportData) -> str | None:
     """Why a build_info row describes another build than the marts (None if it matches)."""
     marts_version = marts_model_version(data)
-    if info.model_version is not None and info.model_version != marts_version:
+    if info.model_version != marts_version:
         return f"its model_version {info.model_version} is not the marts' {marts_version}"
     if info.rows_clean != data.loan_count:
         return f"its rows_clean {info.rows_clean:,} is not stg_loans' {data.loan_count:,} loans"
@@ -142,9 +151,7 @@ def build_facts(data: ReportData, database: str = "") -> BuildFacts:
         warnings.append(f"build_info ignored: {reason} (a later plain dbt build?)")
         info = None
 
-    marts_version = Sourced(
-        marts_model_version(data), "risk_model_metrics.model_version of the score in use"
-    )
+    marts_version = Sourced(marts_model_version(data) or NO_MODEL_VERSION, MARTS_VERSION_SOURCE)
     score_in_use, outcome_model, score_warnings = score_facts(data)
     warnings.extend(score_warnings)
     if info is None:

@@ -27,7 +27,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from loan_recovery.modelling.status import MODES, fallback_reason
+from loan_recovery.modelling.status import MODES
 from loan_recovery.report.queries import ReportData
 from loan_recovery.report.style import (
     IN_USE_COLOR,
@@ -113,8 +113,11 @@ def model_card_sentence(scores: Mapping[str, Mapping[str, Any]]) -> str:
     parts = []
     if present(outcome.get("roc_auc")) and outcome.get("model_status") in MODES:
         parts.append(_outcome_words(outcome, ranked))
+    elif outcome.get("model_status") in MODES:
+        parts.append("the outcome model scored the book, but no resolved loan judges it here")
     else:
-        reason = fallback_reason(outcome.get("model_status") or "no outcome row")
+        reason = outcome.get("fallback_reason") if outcome else "no outcome row"
+        reason = reason if present(reason) else "no reason recorded"
         parts.append(f"the outcome model fell back ({reason}), so it has no scores to judge")
     segment = scores.get("segment", {})
     if present(segment.get("roc_auc")):

@@ -191,7 +191,7 @@ def risk_score_figure(data: ReportData) -> go.Figure:
     fig = base_layout(
         fig,
         "Risk score distribution with the strategy thresholds",
-        f"All {data.loan_count:,} loans, exact counts in bins of {width:g}; "
+        f"{data.worked_description.capitalize()}, exact counts in bins of {width:g}; "
         f"colour: strategy assigned in recovery_strategies; lines: main.run_settings.",
         500,
         b=120,
@@ -235,7 +235,7 @@ def strategy_segment_figure(data: ReportData) -> go.Figure:
     fig = base_layout(
         fig,
         "Loans and outstanding amount per strategy and segment",
-        f"All {data.loan_count:,} loans, exact counts and sums from recovery_strategies.",
+        f"{data.worked_description.capitalize()}, exact counts and sums from recovery_strategies.",
         620,
         b=170,
     )

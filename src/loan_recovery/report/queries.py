@@ -33,7 +33,7 @@ import pandas as pd
 from loan_recovery import build_info
 from loan_recovery.build_info import BuildInfo
 from loan_recovery.config import cluster_features
-from loan_recovery.modelling.status import fallback_reason
+from loan_recovery.modelling.status import FALLBACK
 from loan_recovery.report.database import (  # noqa: F401 (re-exported)
     REPORT_RELATIONS,
     ReportError,
@@ -48,6 +48,8 @@ LOAN_AMOUNT_TARGET_BINS = 40
 CALIBRATION_BINS = 10
 SCORE_ORDER = ("outcome", "segment", "days_past_due", "base_rate")
 REASON_SLOTS = 3
+QUEUE_TOP_ROWS = 10
+"""Rows of each strategy's work queue the page shows; ``loan-recovery export`` writes them all."""
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,23 @@ class ReportData:
     strategy_catalog: pd.DataFrame
     capacity: pd.DataFrame
     monitoring: pd.DataFrame
+    queue_summary: pd.DataFrame
+    queue_top: pd.DataFrame
+    cycle_trend: pd.DataFrame
+    challenger_results: pd.DataFrame
+    action_effects: pd.DataFrame
+
+    @property
+    def worked_description(self) -> str:
+        """Which loans a decision chart counts: this cycle's open ones (all when none is open)."""
+        if self.worked_count == self.loan_count:
+            return f"all {self.worked_count:,} loans (none is open, so every loan is worked)"
+        return f"this cycle's {self.worked_count:,} open loans (is_worked)"
+
+    @property
+    def as_of_date(self) -> Any:
+        """The decision cycle this build decided for (run_settings.as_of_date)."""
+        return self.settings.get("as_of_date")
 
     @property
     def legal_threshold(self) -> float:
@@ -118,11 +137,21 @@ class ReportData:
 
     @property
     def outcome_fallback(self) -> str | None:
-        """Why the outcome model did not score the book (``status.fallback_reason``), or None."""
-        status = self.score("outcome").get("model_status")
+        """Why the outcome model did not score the book (its fallback_reason), or None."""
+        outcome = self.score("outcome")
+        status = outcome.get("model_status")
         if status is None or pd.isna(status):
             return "no outcome row in risk_model_metrics"
-        return fallback_reason(str(status))
+        if status != FALLBACK:
+            return None
+        reason = outcome.get("fallback_reason")
+        return "no reason recorded" if reason is None or pd.isna(reason) else str(reason)
+
+    @property
+    def model_version(self) -> str | None:
+        """The build's model_version (run_settings): the registry id, None when nothing is."""
+        version = self.settings.get("model_version")
+        return None if version is None or pd.isna(version) else str(version)
 
     @property
     def built_at(self) -> Any:
@@ -303,6 +332,38 @@ def _capacity(connection: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     ).df()
 
 
+def _queue_summary(connection: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """This cycle's work queue per strategy, in money: the first screen's table.
+
+    Every catalog strategy has a row (zeros when it got no loan), in catalog
+    order from the most aggressive down, as a manager reads a queue.
+    """
+    return connection.execute(
+        """
+        with queue as (
+            select strategy_code, count(*) as loans,
+                   sum(amount_at_risk) as amount_at_risk,
+                   sum(outstanding_loan_amount) as outstanding,
+                   sum(expected_recovery) as expected_recovery,
+                   sum(expected_cost) as expected_cost,
+                   sum(expected_net_value) as expected_net_value,
+                   count(*) filter (where capacity_limited) as moved_down_loans,
+                   sum(amount_at_risk) filter (where capacity_limited) as moved_down_at_risk,
+                   sum(value_given_up_to_capacity) as value_given_up
+            from main.collection_work_queue group by all
+        )
+        select catalog.strategy_code, catalog.strategy_rank, catalog.recovery_strategy,
+               coalesce(queue.loans, 0) as loans, queue.amount_at_risk, queue.outstanding,
+               queue.expected_recovery, queue.expected_cost, queue.expected_net_value,
+               coalesce(queue.moved_down_loans, 0) as moved_down_loans,
+               queue.moved_down_at_risk, queue.value_given_up
+        from main.recovery_strategy_catalog as catalog
+        left join queue using (strategy_code)
+        order by catalog.strategy_rank desc
+        """
+    ).df()
+
+
 def read_report_data(
     connection: duckdb.DuckDBPyConnection, sample_rows: int = SAMPLE_ROWS
 ) -> ReportData:
@@ -342,7 +403,8 @@ def read_report_data(
             """
             select least(floor(risk_score * $bins), $bins - 1) / $bins as bin_start,
                    strategy_code, count(*) as loans
-            from main.recovery_strategies group by all order by bin_start, strategy_code
+            from main.recovery_strategies where is_worked
+            group by all order by bin_start, strategy_code
             """,
             {"bins": RISK_SCORE_BINS},
         ).df(),
@@ -351,7 +413,8 @@ def read_report_data(
             select segment_id, segment_name, strategy_code,
                    any_value(recovery_strategy) as recovery_strategy,
                    count(*) as loans, sum(outstanding_loan_amount) as outstanding
-            from main.recovery_strategies group by all order by segment_id, strategy_code
+            from main.recovery_strategies where is_worked
+            group by all order by segment_id, strategy_code
             """
         ).df(),
         fairness=connection.execute(
@@ -373,4 +436,17 @@ def read_report_data(
         ).df(),
         capacity=_capacity(connection),
         monitoring=connection.execute("select * from main.model_monitoring order by variable").df(),
+        queue_summary=_queue_summary(connection),
+        queue_top=connection.execute(
+            "select * from main.collection_work_queue where queue_rank <= $rows "
+            "order by strategy_rank desc, queue_rank",
+            {"rows": QUEUE_TOP_ROWS},
+        ).df(),
+        cycle_trend=connection.execute("select * from main.cycle_trend order by as_of_date").df(),
+        challenger_results=connection.execute(
+            "select * from main.challenger_results order by as_of_date, experiment_id, cell"
+        ).df(),
+        action_effects=connection.execute(
+            "select * from main.action_effects order by strategy_rank"
+        ).df(),
     )

@@ -4,9 +4,10 @@ One module per job: ``paths`` (where things live, what may be replaced),
 ``lock``, ``loan_book`` (the input file, opened and hashed once),
 ``settings`` (``--vars`` as checked data), ``dbt_run``, ``failures`` (one
 line of why), ``finalize`` (build_info, reconciliation, verify), ``swap``
-(publish, rollback, recovery from a kill) and ``build`` (the steps in
-order). The command line (:mod:`loan_recovery.cli`) prints and chooses
-exit codes; nothing here prints.
+(publish, rollback, recovery from a kill), ``build`` (the steps in
+order) and ``export`` (the served work queue as one CSV per strategy).
+The command line (:mod:`loan_recovery.cli`) prints and chooses exit codes;
+nothing here prints.
 """
 
 from loan_recovery.errors import (

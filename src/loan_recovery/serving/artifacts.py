@@ -12,7 +12,10 @@ Before dbt, a training build checks that it can write the registry (step
 After a training build is verified (step ``register``): its fitted models
 are saved as one artifact in the registry, with the model card it earned
 on this book. A build whose outcome model fell back is not saved: there is
-no outcome model to approve.
+no outcome model to approve. The id it is saved under must be the
+``model_version`` dbt already wrote into the marts (``int_model_version``
+computes it the same way), so what a user sees is what ``models approve``
+takes.
 
 Also here: the shifted variables of the served build's ``model_monitoring``,
 for the command's summary.
@@ -112,7 +115,8 @@ def check_registry_writable(served: Path) -> None:
         ) from None
 
 
-def _model_card(database: Path) -> list[dict[str, Any]]:
+def _model_card(database: Path) -> tuple[list[dict[str, Any]], str | None]:
+    """The build's model card rows, and the model_version its marts carry."""
     with duckdb.connect(str(database), read_only=True) as connection:
         cursor = connection.execute(
             "select score_name, evaluated_loans, base_rate, roc_auc, roc_auc_ci_low, "
@@ -120,7 +124,11 @@ def _model_card(database: Path) -> list[dict[str, Any]]:
             "model_version, model_status from main.risk_model_metrics order by score_name"
         )
         names = [column[0] for column in cursor.description]
-        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+        card = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+        (marts_version,) = connection.execute(
+            "select model_version from main.run_settings"
+        ).fetchone() or (None,)
+    return card, marts_version
 
 
 def register_trained_models(
@@ -130,13 +138,13 @@ def register_trained_models(
 
     None when the outcome model fell back (nothing worth approving).
     """
-    card = _model_card(build_dir.database)
+    card, marts_version = _model_card(build_dir.database)
     outcome = next((row for row in card if row["score_name"] == "outcome"), {})
     if outcome.get("model_status") != TRAINED:
         return None
     registry = registry_dir(served)
     try:
-        return register(
+        version = register(
             build_dir.models,
             registry,
             facts=model_facts(reference()),
@@ -149,6 +157,13 @@ def register_trained_models(
         raise BuildError(
             "register", f"cannot save the trained models in {registry}: {detail}"
         ) from None
+    if version != marts_version:
+        raise BuildError(
+            "register",
+            f"the trained models were saved as {version} but the marts name model_version "
+            f"{marts_version}: the model store changed during the build; rebuild",
+        )
+    return version
 
 
 def shifted_variables(database: Path) -> list[Shift]:

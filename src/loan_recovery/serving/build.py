@@ -47,7 +47,7 @@ from loan_recovery.errors import (
     Interrupted,
     os_error_reason,
 )
-from loan_recovery.modelling.status import FROZEN, TRAINED, fallback_reason
+from loan_recovery.modelling.status import FROZEN, TRAINED
 from loan_recovery.serving import finalize as finalizing
 from loan_recovery.serving.artifacts import (
     MODEL_VERSION,
@@ -407,13 +407,6 @@ def _register(build: _Build) -> str | None:
     return artifact
 
 
-MODEL_VERSION_SQL = {
-    FULL_RUN: "select model_version from main.risk_model_metrics where is_score_in_use",
-    # No model card in a decision run: the version of the score that decided.
-    DECISION_RUN: "select any_value(model_version) from main.recovery_strategies",
-}
-
-
 def _finalize(build: _Build, run: DbtRun, artifact: str | None) -> BuildInfo:
     """Step ``finalize``: rows reconciled, ``build_info`` written, the file checkpointed."""
     build.log.enter("finalize")
@@ -432,10 +425,9 @@ def _finalize(build: _Build, run: DbtRun, artifact: str | None) -> BuildInfo:
             rows_in=counts.rows_in,
             rows_clean=counts.rows_clean,
             rows_quarantined=counts.rows_quarantined,
-            model_version=finalizing.scalar(connection, MODEL_VERSION_SQL[build.run_kind]),
+            model_version=artifact,
             model_mode=TRAINED if build.frozen is None else FROZEN,
             run_kind=build.run_kind,
-            model_artifact=artifact,
             project_version=loan_recovery.__version__,
             git_commit=git_commit(build.root),
             dbt_version=((run.results or {}).get("metadata") or {}).get("dbt_version"),
@@ -577,11 +569,11 @@ def score_in_use(database: Path, run_kind: str = FULL_RUN) -> tuple[str, str | N
         used = finalizing.scalar(
             connection, "select score_name from main.risk_model_metrics where is_score_in_use"
         )
-        status = finalizing.scalar(
+        reason = finalizing.scalar(
             connection,
-            "select model_status from main.risk_model_metrics where score_name = 'outcome'",
+            "select fallback_reason from main.risk_model_metrics where score_name = 'outcome'",
         )
-    return str(used), fallback_reason(status)
+    return str(used), None if reason is None else str(reason)
 
 
 def rollback(served: Path, project: Path | None = None) -> RollbackResult:

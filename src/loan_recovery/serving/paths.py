@@ -168,17 +168,25 @@ def not_our_build(path: Path) -> str | None:
         return "not a DuckDB file"
     try:
         with duckdb.connect(str(path), read_only=True) as connection:
-            tables = {
-                f"{schema}.{table}"
-                for schema, table in connection.execute(
-                    "select schema_name, table_name from duckdb_tables()"
-                ).fetchall()
-            }
-            if BUILD_INFO_TABLE not in tables:
-                return "no DuckDB build_info table"
-            build_id = read_build_id(connection)
+            return not_our_connection(connection)
     except duckdb.Error as error:
         return f"DuckDB cannot open it read-only: {first_meaningful_line(str(error))}"
+
+
+def not_our_connection(connection: duckdb.DuckDBPyConnection) -> str | None:
+    """:func:`not_our_build` on an open connection, so a reader checks the file it then reads."""
+    try:
+        tables = {
+            f"{schema}.{table}"
+            for schema, table in connection.execute(
+                "select schema_name, table_name from duckdb_tables()"
+            ).fetchall()
+        }
+        if BUILD_INFO_TABLE not in tables:
+            return "no DuckDB build_info table"
+        build_id = read_build_id(connection)
+    except duckdb.Error as error:
+        return f"DuckDB cannot read it: {first_meaningful_line(str(error))}"
     if build_id is None:
         return "its build_info is not one loan-recovery writes: other columns, or not one row"
     if not BUILD_ID.match(build_id):
