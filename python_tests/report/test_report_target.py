@@ -29,6 +29,7 @@ def drawn_without_a_build(monkeypatch: pytest.MonkeyPatch) -> None:
             pass
 
     monkeypatch.setattr(page, "connect", lambda _: Closed())
+    monkeypatch.setattr(page.decision_run, "read", lambda _: None)
     monkeypatch.setattr(page, "read_report_data", lambda *_: None)
     monkeypatch.setattr(page, "build_facts", lambda *_: None)
     monkeypatch.setattr(page, "build_figures", lambda _: {})

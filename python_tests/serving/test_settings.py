@@ -131,10 +131,11 @@ def test_good_settings_and_loans_path_apart() -> None:
     assert loans_path == "/d/b{{1}}.csv"
     assert settings == {"n_segments": 5, "legal_threshold": 1, "settlement_threshold": 0.4}
     # Every per-run setting of dbt_project.yml may be given, with its default
-    # (the decision cycle is --as-of's, never a --vars key).
+    # (the decision cycle is --as-of's and the decision run --decide-only's, never
+    # --vars keys).
     every = {
         name: value
         for name, value in run_setting_defaults().items()
-        if name not in ("loans_path", "as_of_date")
+        if name not in ("loans_path", "as_of_date", "decide_only")
     }
     assert parse_settings(json.dumps(every)) == (every, None)

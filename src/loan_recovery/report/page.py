@@ -445,14 +445,14 @@ def write_report(database: Path, out: Path, sample_rows: int = SAMPLE_ROWS) -> P
     try:
         # A decision run has no model card to draw: it gets a page of its own.
         decided = decision_run.read(connection)
-        data = read_report_data(connection, sample_rows) if decided is None else None
+        if decided is None:
+            data = read_report_data(connection, sample_rows)
     finally:
         connection.close()
     out.parent.mkdir(parents=True, exist_ok=True)
     if decided is not None:
         _publish(out, _page(decision_run.body_html(decided, str(database))))
         return out
-    assert data is not None
     facts = build_facts(data, str(database))
     _publish(out, render_html(build_figures(data), facts, data))
     return out
