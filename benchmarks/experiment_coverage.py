@@ -50,7 +50,7 @@ import duckdb
 
 ROOT = Path(__file__).resolve().parents[1]
 CLI = str(Path(sys.executable).with_name("loan-recovery"))
-FAST_VARS = "{scoring_trees: 20, outcome_trees: 20}"
+FAST_VARS = {"scoring_trees": 20, "outcome_trees": 20}
 CYCLE_1, CYCLE_2 = "2026-01-31", "2026-02-28"
 
 
@@ -96,7 +96,7 @@ def one_seed(seed: int, rows: int, explore_share: float, workdir: Path) -> dict[
         "--as-of",
         CYCLE_1,
         "--vars",
-        FAST_VARS,
+        json.dumps({**FAST_VARS, "explore_share": explore_share}),
     )
     _run("models", "--db", str(served), "approve", _served_artifact(served))
     _run(
