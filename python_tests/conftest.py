@@ -225,6 +225,16 @@ def copy_build(database: Path, target: Path) -> Path:
     return target
 
 
+MODEL_VERSION_TABLES: tuple[tuple[str, str], ...] = (
+    ("run_settings", ""),
+    ("recovery_strategies", ""),
+    ("collection_work_queue", ""),
+    ("risk_model_metrics", "where score_name in ('outcome', 'segment')"),
+    ("model_monitoring", ""),
+)
+"""Served tables that carry model_version, with the rows where it is the registry id."""
+
+
 @pytest.fixture(scope="session")
 def sample_build(tmp_path_factory: pytest.TempPathFactory) -> DbtResult:
     """One full ``dbt build`` (seeds, models, every test) of the bundled sample."""

@@ -19,7 +19,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from conftest import query, run_cli, served_build_info, sha256
+from conftest import MODEL_VERSION_TABLES, query, run_cli, served_build_info, sha256
 from loan_recovery.generate import DRIFTED, write_loan_book
 from loan_recovery.modelling.registry import MANIFEST, record_manifest
 from loan_recovery.report import queries
@@ -113,13 +113,7 @@ def model_versions_shown(database: Path) -> dict[str, object]:
         "report header": header["Model version"],
         "build_info": served_build_info(database)["model_version"],
     }
-    for table, where in (
-        ("run_settings", ""),
-        ("recovery_strategies", ""),
-        ("collection_work_queue", ""),
-        ("risk_model_metrics", "where score_name in ('outcome', 'segment')"),
-        ("model_monitoring", ""),
-    ):
+    for table, where in MODEL_VERSION_TABLES:
         try:
             found = query(database, f"select distinct model_version from main.{table} {where}")
         except duckdb.Error as error:

@@ -1,7 +1,9 @@
 """challenger_results' lift and interval, against published values computed another way.
 
-The mart's SQL is compiled once by dbt and run on hand-made decision_log and
-decision_outcomes tables. The expected intervals are Newcombe's own worked
+The marts' SQL is compiled once by dbt and run on hand-made decision_log and
+decision_outcomes tables: challenger_strategy_results (the per-strategy
+counts) first, then challenger_results, which adds them up per cell. The
+expected intervals are Newcombe's own worked
 examples (Statistics in Medicine 17, 1998, "Interval estimation for the
 difference between independent proportions", method 10, the hybrid score
 interval), not numbers produced by this project's code.
@@ -31,31 +33,35 @@ NEWCOMBE = [
 
 
 @pytest.fixture(scope="module")
-def compiled(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """challenger_results compiled against a file named results.duckdb."""
+def compiled(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+    """challenger_strategy_results and challenger_results, compiled against results.duckdb."""
     workdir = tmp_path_factory.mktemp("challenger_results")
     result = run_dbt(
         workdir,
         "compile",
         "--select",
+        "challenger_strategy_results",
         "challenger_results",
         database=workdir / "results.duckdb",
     )
     assert result.returncode == 0, result.output
-    path = next((workdir / "target" / "compiled").rglob("challenger_results.sql"))
-    return path.read_text(encoding="utf-8")
+    target = workdir / "target" / "compiled"
+    return tuple(  # type: ignore[return-value]
+        next(target.rglob(f"{name}.sql")).read_text(encoding="utf-8")
+        for name in ("challenger_strategy_results", "challenger_results")
+    )
 
 
 def _run(
-    compiled: str,
+    compiled: tuple[str, str],
     database: Path,
     cells: dict[str, tuple[int, int, int]],
 ) -> dict[str, dict[str, float]]:
     """Run the mart on cells given as cell -> (decided, resolved, lost)."""
     with duckdb.connect(str(database)) as connection:
         connection.execute(
-            "create or replace table main.decision_log "
-            "(as_of_date date, experiment_id varchar, cell varchar, loan_id varchar)"
+            "create or replace table main.decision_log (as_of_date date, experiment_id varchar, "
+            "cell varchar, loan_id varchar, assigned_strategy_code varchar)"
         )
         connection.execute(
             "create or replace table main.decision_outcomes "
@@ -63,7 +69,9 @@ def _run(
         )
         for cell, (decided, resolved, lost) in cells.items():
             connection.execute(
-                "insert into main.decision_log select ?::date, 'e1', ?, ? || range from range(?)",
+                "insert into main.decision_log "
+                "select ?::date, 'e1', ?, ? || range, "
+                "case when range % 2 = 0 then 'reminders' else 'settlement' end from range(?)",
                 [CYCLE, cell, cell, decided],
             )
             connection.execute(
@@ -71,7 +79,11 @@ def _run(
                 "from range(?)",
                 [CYCLE, cell, lost, resolved],
             )
-        cursor = connection.execute(compiled)
+        by_strategy, by_cell = compiled
+        connection.execute(
+            f"create or replace table main.challenger_strategy_results as {by_strategy}"
+        )
+        cursor = connection.execute(by_cell)
         names = [column[0] for column in cursor.description]
         return {
             row[names.index("cell")]: dict(zip(names, row, strict=True))
@@ -81,7 +93,7 @@ def _run(
 
 @pytest.mark.parametrize(("challenger", "champion", "interval"), NEWCOMBE)
 def test_lift_and_interval_are_newcombes(
-    compiled: str,
+    compiled: tuple[str, str],
     tmp_path: Path,
     challenger: tuple[int, int],
     champion: tuple[int, int],
@@ -111,7 +123,7 @@ def test_lift_and_interval_are_newcombes(
 
 
 def test_loans_needed_is_where_the_interval_would_exclude_zero(
-    compiled: str, tmp_path: Path
+    compiled: tuple[str, str], tmp_path: Path
 ) -> None:
     """At the reported size the same rates' interval excludes zero; a little below, not."""
     rows = _run(
@@ -129,7 +141,7 @@ def test_loans_needed_is_where_the_interval_would_exclude_zero(
         assert (p - q - half > 0) is excludes, size
 
 
-def test_a_cell_with_no_outcomes_yet_has_no_rate(compiled: str, tmp_path: Path) -> None:
+def test_a_cell_with_no_outcomes_yet_has_no_rate(compiled: tuple[str, str], tmp_path: Path) -> None:
     rows = _run(
         compiled,
         tmp_path / "results.duckdb",

@@ -14,7 +14,15 @@ import duckdb
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from conftest import DBT, PUBLIC_LOAN_BOOK, DbtResult, copy_build, needs, run_dbt
+from conftest import (
+    DBT,
+    MODEL_VERSION_TABLES,
+    PUBLIC_LOAN_BOOK,
+    DbtResult,
+    copy_build,
+    needs,
+    run_dbt,
+)
 from loan_recovery.config import project_dir, reference
 from loan_recovery.modelling.registry import model_facts, register
 
@@ -103,13 +111,7 @@ def test_model_version_is_the_registry_id_this_build_would_be_saved_as(
         created_at="2026-01-01T00:00:00Z",
     )
     shown = {}
-    for table, where in (
-        ("run_settings", ""),
-        ("recovery_strategies", ""),
-        ("collection_work_queue", ""),
-        ("risk_model_metrics", "where score_name in ('outcome', 'segment')"),
-        ("model_monitoring", ""),
-    ):
+    for table, where in MODEL_VERSION_TABLES:
         try:
             shown[table] = sample_build.query(
                 f"select distinct model_version from main.{table} {where}"

@@ -204,11 +204,22 @@ def test_legal_capacity_keeps_the_largest_amounts_at_risk(built: Built, tmp_path
         "int_loan_strategies",
         "recovery_strategies",
         "collection_work_queue",
-        dbt_vars={"loans_path": str(built.book), "legal_capacity": 100, "outcome_trees": 60},
+        # Every loan in the champion cell, and legal open to every loan: the
+        # thresholds' capacity alone (the cells, the explore-first queue and
+        # eligibility have their own unit tests).
+        dbt_vars={
+            "loans_path": str(built.book),
+            "legal_capacity": 100,
+            "outcome_trees": 60,
+            "challenger_share": 0,
+            "explore_share": 0,
+            "legal_min_days_past_due": 0,
+        },
         database=database,
     )
     assert result.returncode == 0, result.output
     worked = frame(result, "select * from main.recovery_strategies where is_worked")
+    assert set(worked["cell"]) == {"champion"}
     above_legal = worked[worked["threshold_strategy_code"] == "legal"].sort_values(
         ["amount_at_risk", "risk_score", "loan_id"], ascending=[False, False, True]
     )

@@ -19,8 +19,9 @@ from typing import Any
 
 import pytest
 
-from conftest import DbtResult, run_dbt, valid_loan
+from conftest import DbtResult, valid_loan
 from loan_recovery.config import category_values, loan_book_columns, snake_case
+from project.test_validation import build_validation
 
 pytestmark = pytest.mark.dbt
 
@@ -102,17 +103,7 @@ def bounded(tmp_path_factory: pytest.TempPathFactory) -> DbtResult:
         writer.writerow({**row, "Loan_ID": loan_id(index)})
     path: Path = workdir / "loans.csv"
     path.write_text(out.getvalue(), encoding="utf-8")
-    result = run_dbt(
-        workdir,
-        "build",
-        "--select",
-        "staging",
-        "marts.loan_book",
-        "assert_loan_book_rows_reconcile",
-        "--indirect-selection",
-        "cautious",
-        dbt_vars={"loans_path": str(path)},
-    )
+    result = build_validation(workdir, path)
     assert result.returncode == 0, result.output
     return result
 
