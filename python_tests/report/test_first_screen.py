@@ -19,13 +19,13 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from conftest import DbtResult, needs
+from conftest import DbtResult
 from loan_recovery.config import project_dir
 from loan_recovery.report import page, queries, write_report
+from report.browser import CHROMIUM_FLAGS, chromium
 
 pytestmark = pytest.mark.dbt
 
-CHROMIUM = shutil.which("chromium")
 SCREENSHOT = project_dir() / "docs" / "img" / "report-first-screen.png"
 
 
@@ -247,15 +247,8 @@ window.addEventListener('load', () => setTimeout(() => {
 </script>"""
 
 BROWSER_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
+    *CHROMIUM_FLAGS,
     "--hide-scrollbars",
-    "--host-resolver-rules=MAP * ~NOTFOUND",
     "--window-size=1280,800",
     "--virtual-time-budget=8000",
 ]
@@ -264,15 +257,14 @@ BROWSER_FLAGS = [
 def test_first_screen_at_1280x800_shows_the_cycle_summary_with_money(
     sample_build: DbtResult, tmp_path: Path
 ) -> None:
-    needs(CHROMIUM is not None, "chromium not installed (apt-get install chromium; .ci/run does)")
-    assert CHROMIUM is not None
+    browser = chromium()
     report = write_report(sample_build.database, tmp_path / "report.html")
     probed = tmp_path / "probed.html"
     probed.write_text(
         report.read_text(encoding="utf-8").replace("</body>", VISIBLE_PROBE + "</body>", 1),
         encoding="utf-8",
     )
-    common = [CHROMIUM, *BROWSER_FLAGS, f"--user-data-dir={tmp_path / 'profile'}"]
+    common = [browser, *BROWSER_FLAGS, f"--user-data-dir={tmp_path / 'profile'}"]
     dumped = subprocess.run(
         [*common, "--dump-dom", probed.as_uri()],
         capture_output=True,

@@ -36,28 +36,16 @@ import yaml
 from plotly.offline import get_plotlyjs
 from sklearn.metrics import roc_auc_score
 
-from conftest import DbtResult, info_for, needs, run_dbt
+from conftest import DbtResult, info_for, run_dbt
 from loan_recovery import build_info
 from loan_recovery.build_info import BuildInfo
 from loan_recovery.cli import main
 from loan_recovery.config import DB_PATH_ENV, cluster_features, database_path, project_dir
 from loan_recovery.report import default_report_path, page, queries, write_report
 from loan_recovery.report.facts import build_facts
+from report.browser import CHROMIUM_FLAGS, chromium
 
 pytestmark = pytest.mark.dbt
-
-CHROMIUM = shutil.which("chromium")
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--host-resolver-rules=MAP * ~NOTFOUND",
-]
 
 
 @pytest.fixture(scope="module")
@@ -1075,13 +1063,6 @@ window.addEventListener('load', () => setTimeout(() => {
   document.body.appendChild(out);
 }, 2000));
 </script>"""
-
-
-def chromium() -> str:
-    """The browser, else a skip; in CI (CI=true) a missing browser fails instead of skipping."""
-    needs(CHROMIUM is not None, "chromium not installed (apt-get install chromium; .ci/run does)")
-    assert CHROMIUM is not None
-    return CHROMIUM
 
 
 @pytest.mark.parametrize("build", ["sample", "constrained"])
